@@ -1,0 +1,161 @@
+//! Generates Rust types from the Avro schemas in `schemas/`, so the types can never drift from the
+//! source of truth. Supports the subset of Avro our events use: records, enums, arrays, maps,
+//! `["null", T]` unions, primitives and logical types on primitives.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// (schema file relative to the workspace's `schemas/`, generated file name)
+const SCHEMAS: &[(&str, &str)] = &[("device-synced/v1.avsc", "device_synced_v1.rs")];
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let schemas_dir = manifest.join("../../schemas");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    for (file, out) in SCHEMAS {
+        let path = schemas_dir.join(file);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let code = generate(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::fs::write(out_dir.join(out), code).expect("write generated code");
+    }
+}
+
+fn generate(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let schema: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let mut gen = Generator::default();
+    gen.type_of(&schema, "")?;
+    Ok(gen.out)
+}
+
+#[derive(Default)]
+struct Generator {
+    out: String,
+}
+
+impl Generator {
+    /// Returns the Rust type for an Avro type, emitting definitions for named types on the way.
+    fn type_of(&mut self, schema: &Value, namespace: &str) -> Result<String, String> {
+        match schema {
+            Value::String(name) => Ok(primitive(name).map(str::to_owned).unwrap_or_else(|| {
+                // A reference to a named type defined earlier.
+                rust_name(name.rsplit('.').next().unwrap_or(name))
+            })),
+            Value::Array(branches) => self.union(branches, namespace),
+            Value::Object(obj) => {
+                let kind = obj.get("type").ok_or("a type object without \"type\"")?;
+                match kind.as_str() {
+                    Some("record") => self.record(obj, namespace),
+                    Some("enum") => self.enumeration(obj),
+                    Some("array") => {
+                        let items = obj.get("items").ok_or("array without items")?;
+                        Ok(format!("Vec<{}>", self.type_of(items, namespace)?))
+                    }
+                    Some("map") => {
+                        let values = obj.get("values").ok_or("map without values")?;
+                        Ok(format!("std::collections::BTreeMap<String, {}>", self.type_of(values, namespace)?))
+                    }
+                    // A primitive with a logical type, e.g. {"type": "long", "logicalType": "timestamp-millis"}.
+                    _ => self.type_of(kind, namespace),
+                }
+            }
+            other => Err(format!("unsupported schema node {other}")),
+        }
+    }
+
+    fn union(&mut self, branches: &[Value], namespace: &str) -> Result<String, String> {
+        match branches {
+            [Value::String(null), other] if null == "null" => {
+                Ok(format!("Option<{}>", self.type_of(other, namespace)?))
+            }
+            _ => Err("only [\"null\", T] unions are supported".into()),
+        }
+    }
+
+    fn record(&mut self, obj: &serde_json::Map<String, Value>, namespace: &str) -> Result<String, String> {
+        let name = obj.get("name").and_then(Value::as_str).ok_or("record without name")?;
+        let namespace = obj.get("namespace").and_then(Value::as_str).unwrap_or(namespace).to_owned();
+        let fields = obj.get("fields").and_then(Value::as_array).ok_or("record without fields")?;
+        let mut body = String::new();
+        for field in fields {
+            let fname = field.get("name").and_then(Value::as_str).ok_or("field without name")?;
+            let ftype = self.type_of(field.get("type").ok_or("field without type")?, &namespace)?;
+            if let Some(doc) = field.get("doc").and_then(Value::as_str) {
+                let _ = writeln!(body, "    /// {doc}");
+            }
+            let _ = writeln!(body, "    pub {}: {ftype},", field_ident(fname));
+        }
+        let rust = rust_name(name);
+        let full = if namespace.is_empty() { name.to_owned() } else { format!("{namespace}.{name}") };
+        let _ = writeln!(self.out, "/// Avro record `{full}`.");
+        if let Some(doc) = obj.get("doc").and_then(Value::as_str) {
+            let _ = writeln!(self.out, "///\n/// {doc}");
+        }
+        let _ = writeln!(
+            self.out,
+            "#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]\npub struct {rust} {{\n{body}}}\n"
+        );
+        Ok(rust)
+    }
+
+    fn enumeration(&mut self, obj: &serde_json::Map<String, Value>) -> Result<String, String> {
+        let name = obj.get("name").and_then(Value::as_str).ok_or("enum without name")?;
+        let symbols = obj.get("symbols").and_then(Value::as_array).ok_or("enum without symbols")?;
+        let rust = rust_name(name);
+        let mut body = String::new();
+        for symbol in symbols {
+            let symbol = symbol.as_str().ok_or("enum symbol is not a string")?;
+            let _ = writeln!(body, "    #[serde(rename = \"{symbol}\")]\n    {},", rust_name(symbol));
+        }
+        let _ = writeln!(
+            self.out,
+            "/// Avro enum `{name}`.\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]\npub enum {rust} {{\n{body}}}\n"
+        );
+        Ok(rust)
+    }
+}
+
+fn primitive(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "null" => "()",
+        "boolean" => "bool",
+        "int" => "i32",
+        "long" => "i64",
+        "float" => "f32",
+        "double" => "f64",
+        "bytes" => "Vec<u8>",
+        "string" => "String",
+        _ => return None,
+    })
+}
+
+/// `HEART_RATE` or `heart_rate` or `HeartRate` → `HeartRate`.
+fn rust_name(name: &str) -> String {
+    if name.contains('_') || name.chars().all(|c| !c.is_ascii_lowercase()) {
+        name.split('_')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let lower = p.to_ascii_lowercase();
+                let mut chars = lower.chars();
+                chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+            })
+            .collect()
+    } else {
+        let mut chars = name.chars();
+        chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+    }
+}
+
+fn field_ident(name: &str) -> String {
+    const KEYWORDS: &[&str] = &[
+        "type", "match", "ref", "mod", "use", "fn", "struct", "enum", "loop", "move", "self", "box", "in", "impl",
+        "trait", "where", "async", "await", "dyn",
+    ];
+    if KEYWORDS.contains(&name) {
+        format!("r#{name}")
+    } else {
+        name.to_owned()
+    }
+}

@@ -1,0 +1,16 @@
+//! Event types shared by the producer (`ingest-api`) and the consumer (`processor`).
+//!
+//! `schemas/` is the source of truth: the types below are generated from the `.avsc` files at
+//! build time, and the schema text is compiled in, so a producer registers exactly the schema its
+//! types were generated from.
+
+pub mod codec;
+pub mod device_synced;
+
+pub use codec::{CodecError, EventDecoder, EventEncoder};
+pub use device_synced::DeviceSynced;
+
+/// The topic DeviceSynced events are published to.
+pub const DEVICE_SYNCED_TOPIC: &str = "device-synced";
+/// Where the processor hands off events it cannot apply.
+pub const DEVICE_SYNCED_DLQ_TOPIC: &str = "device-synced.dlq";

@@ -1,0 +1,2 @@
+DROP TABLE sync_status;
+DROP TABLE partition_watermarks;

@@ -1,0 +1,51 @@
+//! Settings from the environment, with defaults that match `make run`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub kafka_bootstrap_servers: String,
+    pub schema_registry_url: String,
+    pub database_url: String,
+    pub topic: String,
+    pub dlq_topic: String,
+    pub group_id: String,
+    /// Address of `/healthz`, `/readyz` and `/metrics`; port 0 picks a free one.
+    pub ops_addr: String,
+    pub db_pool_size: u32,
+    /// Most events applied in one database transaction.
+    pub batch_max_events: usize,
+    /// How long a batch waits to fill before it is applied anyway.
+    pub batch_max_wait: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            kafka_bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            schema_registry_url: var("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
+            database_url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fitness"),
+            topic: var("PROCESSOR_TOPIC", events::DEVICE_SYNCED_TOPIC),
+            dlq_topic: var("PROCESSOR_DLQ_TOPIC", events::DEVICE_SYNCED_DLQ_TOPIC),
+            group_id: var("PROCESSOR_GROUP_ID", "processor"),
+            ops_addr: var("PROCESSOR_OPS_ADDR", "127.0.0.1:9090"),
+            db_pool_size: parse("PROCESSOR_DB_POOL_SIZE", "8")?,
+            batch_max_events: parse("PROCESSOR_BATCH_MAX_EVENTS", "500")?,
+            batch_max_wait: Duration::from_millis(parse("PROCESSOR_BATCH_MAX_WAIT_MS", "50")?),
+        })
+    }
+}
+
+fn var(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let raw = var(name, default);
+    raw.parse().with_context(|| format!("{name}={raw:?} is not valid; unset it to use the default {default}"))
+}

@@ -1,0 +1,27 @@
+//! The connection pool and the embedded migrations.
+
+use anyhow::Context;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Builds the pool without waiting for the database: `/readyz` reports whether it answers.
+pub fn pool(database_url: &str, size: u32) -> PgPool {
+    Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .build_unchecked(ConnectionManager::new(database_url))
+}
+
+/// Applies pending migrations and returns their names.
+pub fn run_migrations(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    let mut conn = pool.get().context("connecting to PostgreSQL to run migrations")?;
+    let applied = conn.run_pending_migrations(MIGRATIONS).map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
+    Ok(applied.iter().map(ToString::to_string).collect())
+}

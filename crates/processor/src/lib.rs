@@ -1,0 +1,71 @@
+//! The processor: consumes DeviceSynced in its own consumer group and writes to PostgreSQL only.
+
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod metrics;
+pub mod ops;
+pub mod schema;
+pub mod store;
+pub mod topics;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use anyhow::Context;
+use log::info;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::consumer::Worker;
+use crate::db::PgPool;
+use crate::metrics::Metrics;
+
+pub struct Application {
+    ops_port: u16,
+    ops_server: Server,
+    worker: Worker,
+}
+
+impl Application {
+    /// Migrates the database, joins the consumer group and binds the ops endpoints.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::pool(&settings.database_url, settings.db_pool_size);
+        let migrated = migrate(&pool).await?;
+        if !migrated.is_empty() {
+            info!("applied migrations: {}", migrated.join(", "));
+        }
+        let consumer = Arc::new(consumer::consumer(&settings).context("creating the Kafka consumer")?);
+        let dlq = consumer::dlq_producer(&settings).context("creating the dead-letter producer")?;
+        let decoder = events::EventDecoder::new(&settings.schema_registry_url, events::device_synced::schema())?;
+        let listener = TcpListener::bind(&settings.ops_addr)
+            .with_context(|| format!("binding the ops endpoints to {}", settings.ops_addr))?;
+        let ops_port = listener.local_addr()?.port();
+        let metrics = Metrics::new();
+        let ops_server = ops::serve(listener, pool.clone(), consumer.clone(), settings.topic.clone(), metrics.clone())?;
+        info!("ops endpoints on http://{}", settings.ops_addr.replace(":0", &format!(":{ops_port}")));
+        Ok(Self { ops_port, ops_server, worker: Worker { settings, consumer, decoder, dlq, pool, metrics } })
+    }
+
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port
+    }
+
+    /// Consumes until `shutdown` fires: then the current batch is finished, its offsets
+    /// committed, the group left, and the ops endpoints stopped.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handle: ServerHandle = self.ops_server.handle();
+        let ops = tokio::spawn(self.ops_server);
+        let result = self.worker.run(shutdown).await;
+        handle.stop(true).await;
+        let _ = ops.await;
+        result
+    }
+}
+
+/// Runs the embedded migrations on a blocking thread.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || db::run_migrations(&pool)).await?
+}

@@ -1,0 +1,80 @@
+use anyhow::Context;
+use processor::{config::Settings, Application};
+use tokio_util::sync::CancellationToken;
+
+const USAGE: &str = "usage: processor [run | migrate | create-topics]
+  run            consume DeviceSynced and write the health model (default)
+  migrate        apply the database migrations and exit
+  create-topics  create the event topic (PROCESSOR_TOPIC_PARTITIONS, default 6) and its DLQ if missing";
+
+#[actix_web::main]
+async fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let command = std::env::args().nth(1).unwrap_or_else(|| "run".into());
+    let result = match command.as_str() {
+        "run" => run().await,
+        "migrate" => migrate().await,
+        "create-topics" => create_topics().await,
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(anyhow::anyhow!("unknown command {other:?}\n{USAGE}")),
+    };
+    if let Err(e) = result {
+        eprintln!("processor: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let app = Application::build(settings).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app.run_until_stopped(shutdown).await
+}
+
+async fn migrate() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let pool = processor::db::pool(&settings.database_url, 1);
+    let applied = processor::migrate(&pool).await.context("is PostgreSQL up and DATABASE_URL right?")?;
+    println!(
+        "applied {} migration(s){}",
+        applied.len(),
+        if applied.is_empty() { String::new() } else { format!(": {}", applied.join(", ")) }
+    );
+    Ok(())
+}
+
+async fn create_topics() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let partitions = env_number("PROCESSOR_TOPIC_PARTITIONS", 6)?;
+    let replication = env_number("PROCESSOR_TOPIC_REPLICATION", 1)?;
+    for (topic, created) in processor::topics::create_topics(&settings, partitions, replication).await? {
+        println!("{topic}: {}", if created { "created" } else { "exists" });
+    }
+    Ok(())
+}
+
+fn env_number(name: &str, default: i32) -> anyhow::Result<i32> {
+    match std::env::var(name) {
+        Ok(v) => v.parse().with_context(|| format!("{name}={v:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C starts a graceful stop.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    log::info!("shutdown requested");
+    shutdown.cancel();
+}

@@ -1,0 +1,59 @@
+//! Prometheus metrics of the processor.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Events whose effects were committed, by outcome (`applied`, `skipped_duplicate`, `dead_lettered`).
+    pub events: IntCounterVec,
+    pub batch_size: Histogram,
+    /// Time from a batch's first event received to its transaction committed.
+    pub batch_seconds: Histogram,
+    /// Ingest time of an event to the commit of its effects: the freshness lag readers see.
+    pub end_to_end_lag_seconds: Histogram,
+    pub retries: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("processor".into()), None).expect("valid prefix");
+        let events = IntCounterVec::new(Opts::new("events_total", "Events finished, by outcome"), &["outcome"])
+            .expect("valid metric");
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new("batch_size", "Events per database transaction")
+                .buckets(vec![1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0]),
+        )
+        .expect("valid metric");
+        let batch_seconds =
+            Histogram::with_opts(HistogramOpts::new("batch_seconds", "Time to decode and commit one batch"))
+                .expect("valid metric");
+        let end_to_end_lag_seconds = Histogram::with_opts(
+            HistogramOpts::new("end_to_end_lag_seconds", "Event ingest time to commit of its effects")
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+        )
+        .expect("valid metric");
+        let retries =
+            IntCounter::new("retries_total", "Batches retried after a transient failure").expect("valid metric");
+        for m in [
+            Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(batch_size.clone()),
+            Box::new(batch_seconds.clone()),
+            Box::new(end_to_end_lag_seconds.clone()),
+            Box::new(retries.clone()),
+        ] {
+            registry.register(m).expect("metric registered once");
+        }
+        Self { registry, events, batch_size, batch_seconds, end_to_end_lag_seconds, retries }
+    }
+
+    pub fn render(&self) -> String {
+        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,226 @@
+//! The walking skeleton end to end, against the real broker, registry and PostgreSQL: a
+//! DeviceSynced record produced to the topic is consumed by the processor and leaves its row.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use events::{EventEncoder, DEVICE_SYNCED_TOPIC};
+use processor::config::Settings;
+use processor::schema::{partition_watermarks, sync_status};
+use processor::Application;
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use testkit::{eventually, sample_device_synced, unique, TestDatabase};
+use tokio_util::sync::CancellationToken;
+
+struct TestProcessor {
+    db: TestDatabase,
+    settings: Settings,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    ops_port: u16,
+}
+
+/// Starts a processor on its own topic, group and database.
+async fn spawn_processor() -> TestProcessor {
+    testkit::init_logging();
+    let db = TestDatabase::create();
+    let topic = unique(DEVICE_SYNCED_TOPIC);
+    testkit::create_topic(&topic, 3).await;
+    testkit::create_topic(&format!("{topic}.dlq"), 1).await;
+    let settings = Settings {
+        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
+        schema_registry_url: testkit::schema_registry_url(),
+        database_url: db.url.clone(),
+        dlq_topic: format!("{topic}.dlq"),
+        topic,
+        group_id: unique("processor"),
+        ops_addr: "127.0.0.1:0".into(),
+        db_pool_size: 4,
+        batch_max_events: 100,
+        batch_max_wait: Duration::from_millis(20),
+    };
+    let app = Application::build(settings.clone()).await.expect("processor starts");
+    let ops_port = app.ops_port();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestProcessor { db, settings, shutdown, task, ops_port }
+}
+
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", testkit::kafka_bootstrap())
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .expect("producer")
+}
+
+async fn produce(topic: &str, key: &str, payload: &[u8], sync_id: &str) -> (i32, i64) {
+    let headers = OwnedHeaders::new().insert(Header { key: "sync_id", value: Some(sync_id) });
+    producer()
+        .send(FutureRecord::to(topic).key(key).payload(payload).headers(headers), Duration::from_secs(10))
+        .await
+        .map(|d| (d.partition, d.offset))
+        .expect("broker acknowledged the record")
+}
+
+impl TestProcessor {
+    fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.db.url).expect("test database")
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+        result.expect("processor stops promptly").expect("task joins").expect("processor exits cleanly");
+    }
+}
+
+#[actix_web::test]
+async fn a_produced_device_synced_leaves_its_sync_status_row() {
+    let p = spawn_processor().await;
+    let encoder =
+        EventEncoder::new(&p.settings.schema_registry_url, &p.settings.topic, events::device_synced::SCHEMA_JSON)
+            .expect("encoder");
+    let event = sample_device_synced("user-1", "device-1");
+    let payload = encoder.encode(&event).await.expect("encodes through the registry");
+    let (partition, offset) = produce(&p.settings.topic, &event.user_id, &payload, &event.sync_id).await;
+
+    let sync_id: uuid::Uuid = event.sync_id.parse().unwrap();
+    let row = eventually(Duration::from_secs(30), "the processor's sync_status row", || {
+        sync_status::table
+            .find(sync_id)
+            .select((
+                sync_status::user_id,
+                sync_status::device_id,
+                sync_status::outcome,
+                sync_status::heart_rate_samples,
+                sync_status::rr_intervals,
+                sync_status::step_epochs,
+                sync_status::kafka_partition,
+                sync_status::kafka_offset,
+                sync_status::dropped_samples,
+            ))
+            .first::<(String, String, String, i32, i32, i32, i32, i64, serde_json::Value)>(&mut p.conn())
+            .ok()
+    })
+    .await;
+    assert_eq!(row.0, "user-1");
+    assert_eq!(row.1, "device-1");
+    assert_eq!(row.2, "processed");
+    assert_eq!(row.3, event.heart_rate.bpm.len() as i32);
+    assert_eq!(row.4, 5);
+    assert_eq!(row.5, 3);
+    assert_eq!((row.6, row.7), (partition, offset));
+    assert_eq!(row.8, serde_json::json!({"hr_out_of_range": 1}));
+
+    // The watermark of that partition covers the record, in the same database.
+    let watermark: i64 = partition_watermarks::table
+        .filter(partition_watermarks::topic.eq(&p.settings.topic))
+        .filter(partition_watermarks::kafka_partition.eq(partition))
+        .select(partition_watermarks::committed_offset)
+        .first(&mut p.conn())
+        .expect("watermark row");
+    assert!(watermark >= offset);
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.ops_port)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("processor_events_total{outcome=\"applied\"} 1"), "{metrics}");
+    p.stop().await;
+}
+
+#[actix_web::test]
+async fn a_retried_sync_is_recorded_once_and_poison_goes_to_the_dlq() {
+    let p = spawn_processor().await;
+    let encoder =
+        EventEncoder::new(&p.settings.schema_registry_url, &p.settings.topic, events::device_synced::SCHEMA_JSON)
+            .expect("encoder");
+    let first = sample_device_synced("user-2", "device-2");
+    // The phone retried: same sync id, new event id.
+    let mut retry = first.clone();
+    retry.event_id = uuid::Uuid::new_v4().to_string();
+    for e in [&first, &retry] {
+        let payload = encoder.encode(e).await.unwrap();
+        produce(&p.settings.topic, &e.user_id, &payload, &e.sync_id).await;
+    }
+    // Not Confluent-framed Avro: it can never be applied.
+    let poison_sync = uuid::Uuid::new_v4();
+    let (poison_partition, poison_offset) =
+        produce(&p.settings.topic, "user-2", b"{\"not\":\"avro\"}", &poison_sync.to_string()).await;
+    let after = sample_device_synced("user-2", "device-2");
+    let payload = encoder.encode(&after).await.unwrap();
+    let (partition, offset) = produce(&p.settings.topic, &after.user_id, &payload, &after.sync_id).await;
+    assert_eq!(partition, poison_partition, "one user's events share a partition");
+    assert!(offset > poison_offset);
+
+    let after_id: uuid::Uuid = after.sync_id.parse().unwrap();
+    eventually(Duration::from_secs(30), "the event after the poison one", || {
+        sync_status::table.find(after_id).select(sync_status::outcome).first::<String>(&mut p.conn()).ok()
+    })
+    .await;
+    let rows: Vec<(uuid::Uuid, String)> = sync_status::table
+        .filter(sync_status::user_id.eq("user-2"))
+        .select((sync_status::sync_id, sync_status::outcome))
+        .order(sync_status::kafka_offset.asc())
+        .load(&mut p.conn())
+        .unwrap();
+    let first_id: uuid::Uuid = first.sync_id.parse().unwrap();
+    assert_eq!(
+        rows,
+        vec![(first_id, "processed".into()), (poison_sync, "failed".into()), (after_id, "processed".into())]
+    );
+
+    // The poison record sits in the DLQ with its original headers and the reason.
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+    let dlq: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", testkit::kafka_bootstrap())
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&p.settings.dlq_topic]).unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(20), dlq.recv()).await.expect("a DLQ record").unwrap();
+    assert_eq!(m.payload(), Some(&b"{\"not\":\"avro\"}"[..]));
+    let headers: Vec<(String, String)> = m
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+        .collect();
+    assert!(headers.contains(&("sync_id".into(), poison_sync.to_string())), "{headers:?}");
+    assert!(headers.contains(&("dlq.source.offset".into(), poison_offset.to_string())), "{headers:?}");
+    assert!(headers.iter().any(|(k, v)| k == "dlq.reason" && v.contains("magic byte")), "{headers:?}");
+    p.stop().await;
+}
+
+#[actix_web::test]
+async fn migrate_subcommand_applies_the_embedded_migrations() {
+    let db = TestDatabase::create();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_processor"))
+        .arg("migrate")
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied 1 migration"));
+    let tables: Vec<String> = diesel::dsl::sql::<diesel::sql_types::Text>(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .load(&mut PgConnection::establish(&db.url).unwrap())
+    .unwrap();
+    assert!(
+        tables.contains(&"sync_status".to_string()) && tables.contains(&"partition_watermarks".to_string()),
+        "{tables:?}"
+    );
+
+    // A bad database URL is a message and a non-zero exit, not a panic.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_processor"))
+        .arg("migrate")
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nothing")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+}

@@ -1,0 +1,3 @@
+DROP TABLE compatibility_config;
+DROP TABLE subject_versions;
+DROP TABLE schemas;

@@ -1,0 +1,97 @@
+//! Compatibility levels, decided with the Avro specification's schema-resolution rules.
+
+use std::fmt;
+use std::str::FromStr;
+
+use apache_avro::schema_compatibility::SchemaCompatibility;
+use apache_avro::Schema;
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    None,
+    Backward,
+    BackwardTransitive,
+    Forward,
+    ForwardTransitive,
+    Full,
+    FullTransitive,
+}
+
+/// Confluent's default.
+pub const DEFAULT_LEVEL: Level = Level::Backward;
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::None => "NONE",
+            Level::Backward => "BACKWARD",
+            Level::BackwardTransitive => "BACKWARD_TRANSITIVE",
+            Level::Forward => "FORWARD",
+            Level::ForwardTransitive => "FORWARD_TRANSITIVE",
+            Level::Full => "FULL",
+            Level::FullTransitive => "FULL_TRANSITIVE",
+        }
+    }
+
+    fn transitive(self) -> bool {
+        matches!(self, Level::BackwardTransitive | Level::ForwardTransitive | Level::FullTransitive)
+    }
+
+    fn backward(self) -> bool {
+        matches!(self, Level::Backward | Level::BackwardTransitive | Level::Full | Level::FullTransitive)
+    }
+
+    fn forward(self) -> bool {
+        matches!(self, Level::Forward | Level::ForwardTransitive | Level::Full | Level::FullTransitive)
+    }
+
+    /// Checks `candidate` against the subject's live versions, oldest first. Returns the reasons
+    /// it is incompatible; empty means compatible.
+    pub fn check(self, candidate: &Schema, existing: &[(i32, Schema)]) -> Vec<String> {
+        let against: &[(i32, Schema)] =
+            if self.transitive() { existing } else { existing.last().map(std::slice::from_ref).unwrap_or(&[]) };
+        let mut reasons = Vec::new();
+        for (version, old) in against {
+            if self.backward() {
+                if let Err(e) = SchemaCompatibility::can_read(old, candidate) {
+                    reasons.push(format!(
+                        "{{oldSchemaVersion: {version}, direction: BACKWARD (the new schema cannot read data written with version {version}): {e}}}"
+                    ));
+                }
+            }
+            if self.forward() {
+                if let Err(e) = SchemaCompatibility::can_read(candidate, old) {
+                    reasons.push(format!(
+                        "{{oldSchemaVersion: {version}, direction: FORWARD (version {version} cannot read data written with the new schema): {e}}}"
+                    ));
+                }
+            }
+        }
+        reasons
+    }
+}
+
+impl FromStr for Level {
+    type Err = ApiError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "NONE" => Level::None,
+            "BACKWARD" => Level::Backward,
+            "BACKWARD_TRANSITIVE" => Level::BackwardTransitive,
+            "FORWARD" => Level::Forward,
+            "FORWARD_TRANSITIVE" => Level::ForwardTransitive,
+            "FULL" => Level::Full,
+            "FULL_TRANSITIVE" => Level::FullTransitive,
+            _ => return Err(ApiError::InvalidCompatibilityLevel(s.to_owned())),
+        })
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,156 @@
+//! A Confluent-compatible Schema Registry (REST v1, Avro only) stored in PostgreSQL.
+//!
+//! The embedded default for `make run` and the tests; in production the services point at
+//! Confluent Schema Registry, Karapace or Redpanda instead.
+
+pub mod compat;
+pub mod error;
+pub mod registry;
+pub mod routes;
+pub mod schema;
+pub mod store;
+
+use std::net::TcpListener;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::RunQueryDsl;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use prometheus::{IntCounterVec, Opts, Registry};
+
+/// What every response is labelled with, as Confluent's registry does.
+pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen_addr: String,
+    pub database_url: String,
+    pub db_pool_size: u32,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let pool = var("SCHEMA_REGISTRY_DB_POOL_SIZE", "8");
+        Ok(Self {
+            listen_addr: var("SCHEMA_REGISTRY_LISTEN_ADDR", "127.0.0.1:8081"),
+            database_url: var("SCHEMA_REGISTRY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/schema_registry"),
+            db_pool_size: pool
+                .parse()
+                .with_context(|| format!("SCHEMA_REGISTRY_DB_POOL_SIZE={pool:?} is not a number"))?,
+        })
+    }
+}
+
+pub struct AppState {
+    pub pool: PgPool,
+    pub requests: IntCounterVec,
+    pub metrics: Registry,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to PostgreSQL, applies the migrations and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = Pool::builder()
+            .max_size(settings.db_pool_size)
+            .connection_timeout(std::time::Duration::from_secs(5))
+            .build_unchecked(ConnectionManager::<PgConnection>::new(&settings.database_url));
+        let migrate_pool = pool.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut conn = migrate_pool.get().context("connecting to the registry's database")?;
+            conn.run_pending_migrations(MIGRATIONS)
+                .map_err(|e| anyhow::anyhow!("migrating the registry's database: {e}"))?;
+            Ok(())
+        })
+        .await??;
+        let metrics = Registry::new_custom(Some("schema_registry".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "Requests by method and status"),
+            &["method", "status"],
+        )?;
+        metrics.register(Box::new(requests.clone()))?;
+        let state = web::Data::new(AppState { pool, requests, metrics });
+        let listener =
+            TcpListener::bind(&settings.listen_addr).with_context(|| format!("binding {}", settings.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PathConfig::default())
+                .wrap(from_fn(count_requests))
+                .wrap(actix_web::middleware::Logger::new("%r %s %Dms"))
+                .route("/healthz", web::get().to(healthz))
+                .route("/metrics", web::get().to(metrics_text))
+                .configure(routes::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or Ctrl-C.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    if let Some(state) = state {
+        state.requests.with_label_values(&[method.as_str(), res.status().as_str()]).inc();
+    }
+    Ok(res)
+}
+
+/// Alive and able to reach its database.
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let db = web::block(move || {
+        pool.get()
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| diesel::sql_query("SELECT 1").execute(&mut c).map_err(|e| e.to_string()))
+    })
+    .await;
+    match db {
+        Ok(Ok(_)) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Ok(Err(e)) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "error", "database": e})),
+        Err(e) => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "error", "database": e.to_string()}))
+        }
+    }
+}
+
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+    let text = prometheus::TextEncoder::new().encode_to_string(&state.metrics.gather()).unwrap_or_default();
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type(CONTENT_TYPE)
+        .json(serde_json::json!({"error_code": 404, "message": "HTTP 404 Not Found"}))
+}

@@ -1,0 +1,148 @@
+//! Helpers for the integration tests: a fresh PostgreSQL database per test, the broker and
+//! registry that `make test` started, unique topics, and sample events.
+//!
+//! The tests use real components over real connections. `make test` (see `deploy/test-stack.sh`)
+//! starts the broker and the registry on free ports and exports where they are.
+
+use std::time::Duration;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
+
+pub use events::DeviceSynced;
+
+/// Logs at `RUST_LOG` (default warn) into the test output; safe to call many times.
+pub fn init_logging() {
+    let _ =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).is_test(true).try_init();
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through `make test`, which starts the broker and registry and sets it")
+    })
+}
+
+/// The test broker's bootstrap address.
+pub fn kafka_bootstrap() -> String {
+    required_env("TEST_KAFKA_BOOTSTRAP_SERVERS")
+}
+
+/// The test Schema Registry's URL.
+pub fn schema_registry_url() -> String {
+    required_env("TEST_SCHEMA_REGISTRY_URL")
+}
+
+/// The server to create test databases on.
+pub fn database_admin_url() -> String {
+    std::env::var("TEST_DATABASE_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A short random suffix for names that must not clash between tests or runs.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A database that exists for one test and is dropped with it.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub fn create() -> Self {
+        let admin = database_admin_url();
+        let name = unique("test").replace('-', "_");
+        let mut conn = PgConnection::establish(&admin)
+            .unwrap_or_else(|e| panic!("connecting to {admin} to create a test database: {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("CREATE DATABASE");
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+        Self { url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&database_admin_url()) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
+        }
+    }
+}
+
+/// Creates a topic on the test broker (topics must be created explicitly: see platform-facts).
+pub async fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", kafka_bootstrap()).create().expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin.create_topics([&topic], &opts).await.expect("CreateTopics");
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => panic!("creating topic {t}: {e}"),
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it returns Some, or panics after `timeout` with `what`.
+pub async fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A small but complete DeviceSynced: 12 heart-rate samples, one RR block, 3 step epochs.
+pub fn sample_device_synced(user_id: &str, device_id: &str) -> DeviceSynced {
+    use events::device_synced::*;
+    let start = 1_764_000_000_000_i64;
+    DeviceSynced {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        sync_id: uuid::Uuid::new_v4().to_string(),
+        user_id: user_id.into(),
+        device_id: device_id.into(),
+        ingested_at: start + 900_000,
+        device: DeviceInfo {
+            manufacturer: "Acme".into(),
+            model: "Band 3".into(),
+            hardware_version: "rev-b".into(),
+            firmware_version: "3.1.4".into(),
+            battery_percent: Some(81),
+            hr_sensor: HrSensorKind::Optical,
+        },
+        app: AppInfo { app_version: "2.4.0".into(), os: "Android 15".into() },
+        clock: ClockInfo { device_time_ms: start + 899_000, phone_time_ms: start + 900_000, skew_ms: 1_000 },
+        time_zone: TimeZoneInfo {
+            iana: "Europe/Berlin".into(),
+            offsets: vec![UtcOffsetSegment { start_ms: start, offset_minutes: 60 }],
+        },
+        sequence: SequenceRange { first: 100, last: 127 },
+        window_start_ms: start,
+        window_end_ms: start + 900_000,
+        heart_rate: HeartRateSeries {
+            time_deltas_ms: vec![0; 1].into_iter().chain(std::iter::repeat_n(5_000, 11)).collect(),
+            bpm: vec![62, 63, 63, 64, 66, 70, 72, 71, 69, 66, 64, 63],
+            quality: vec![HrQuality::Locked; 12],
+        },
+        rr_blocks: vec![RrBlock { first_beat_ms: start, intervals_ms: vec![950, 962, 948, 971, 940] }],
+        steps: StepSeries {
+            start_deltas_ms: vec![0, 60_000, 60_000],
+            duration_s: vec![60, 60, 60],
+            steps: vec![0, 35, 104],
+            distance_m: vec![0.0, 24.5, 78.0],
+        },
+        sleep: vec![],
+        workouts: vec![],
+        profile: Some(Profile { birth_year: 1988, sex: Sex::Female, weight_kg: 61.5, height_cm: 168.0, hr_max: None }),
+        dropped_samples: [("hr_out_of_range".to_string(), 1)].into_iter().collect(),
+    }
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# `make run`: provisions and starts the embedded stack (broker with PostgreSQL storage, schema
+# registry, PostgreSQL), creates the topics, migrates, starts both services, and prints where to
+# look. Ctrl-C (or `make stop`) stops every process it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/lib.sh
+
+STATE_DIR="$HOME/.cache/fitness/run"
+PID_FILE="$STATE_DIR/stack.pid"
+LOG_DIR="$STATE_DIR/logs"
+mkdir -p "$LOG_DIR"
+
+if [[ ${1:-} == "--stop" ]]; then
+    if [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+        kill -TERM "$(cat "$PID_FILE")"
+        for _ in $(seq 1 300); do kill -0 "$(cat "$PID_FILE" 2>/dev/null || echo 0)" 2>/dev/null || break; sleep 0.1; done
+        echo "stopped"
+    else
+        echo "no 'make run' is running"
+    fi
+    exit 0
+fi
+
+if [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+    die "a 'make run' is already running (pid $(cat "$PID_FILE")); stop it with Ctrl-C in its terminal or 'make stop'"
+fi
+
+export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
+export SCHEMA_REGISTRY_URL=${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/fitness}
+export SCHEMA_REGISTRY_DATABASE_URL=${SCHEMA_REGISTRY_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/schema_registry}
+export INGEST_LISTEN_ADDR=${INGEST_LISTEN_ADDR:-127.0.0.1:8080}
+export PROCESSOR_OPS_ADDR=${PROCESSOR_OPS_ADDR:-127.0.0.1:9090}
+export SCHEMA_REGISTRY_LISTEN_ADDR=${SCHEMA_REGISTRY_LISTEN_ADDR:-127.0.0.1:8081}
+export RUST_LOG=${RUST_LOG:-info}
+BROKER_PORT=${KAFKA_BOOTSTRAP_SERVERS##*:}
+BROKER_DB=nisshi
+
+for addr in "127.0.0.1:$BROKER_PORT" "$SCHEMA_REGISTRY_LISTEN_ADDR" "$INGEST_LISTEN_ADDR" "$PROCESSOR_OPS_ADDR"; do
+    port_open "${addr##*:}" && die "port ${addr##*:} is already in use; stop whatever listens there (see 'ss -ltnp') and run again"
+done
+
+PIDS=() TAIL_PID=""
+cleanup() {
+    trap - EXIT INT TERM
+    say "stopping the stack"
+    # Services first (they drain and commit), then the registry, then the broker.
+    local i
+    stop_pids "$TAIL_PID"
+    for ((i=${#PIDS[@]}-1; i>=0; i--)); do stop_pids "${PIDS[i]}"; done
+    rm -f "$PID_FILE"
+    say "stopped; logs are in $LOG_DIR"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+echo $$ >"$PID_FILE"
+
+ensure_nisshi
+ensure_postgres
+for db in fitness schema_registry "$BROKER_DB"; do ensure_database "$db"; done
+
+say "building the services"
+cargo build --workspace --bins --locked
+BIN="$CARGO_TARGET_DIR/debug"
+
+start() { # name, then the command; logs to $LOG_DIR/name.log
+    local name=$1; shift
+    "$@" >"$LOG_DIR/$name.log" 2>&1 &
+    PIDS+=($!)
+}
+
+say "starting the broker (nisshi) on $KAFKA_BOOTSTRAP_SERVERS, stored in PostgreSQL database $BROKER_DB"
+start_broker "$BROKER_PORT" "postgres://postgres@$PG_HOST:$PG_PORT/$BROKER_DB" "$LOG_DIR/broker.log"
+PIDS+=("$BROKER_PID")
+
+say "starting the schema registry on $SCHEMA_REGISTRY_URL"
+start schema-registry "$BIN/schema-registry"
+wait_for_http "$SCHEMA_REGISTRY_URL/healthz" "${PIDS[-1]}" "the schema registry" "$LOG_DIR/schema-registry.log"
+
+say "creating topics and migrating the database"
+"$BIN/processor" create-topics
+"$BIN/processor" migrate
+
+say "starting the processor (ops on http://$PROCESSOR_OPS_ADDR)"
+start processor "$BIN/processor" run
+wait_for_http "http://$PROCESSOR_OPS_ADDR/healthz" "${PIDS[-1]}" "the processor" "$LOG_DIR/processor.log"
+
+say "starting ingest-api on http://$INGEST_LISTEN_ADDR"
+start ingest-api "$BIN/ingest-api"
+wait_for_http "http://$INGEST_LISTEN_ADDR/healthz" "${PIDS[-1]}" "ingest-api" "$LOG_DIR/ingest-api.log"
+
+cat <<INFO
+
+  The stack is up. Where to look:
+    ingest-api          http://$INGEST_LISTEN_ADDR/healthz
+    processor           http://$PROCESSOR_OPS_ADDR/readyz   http://$PROCESSOR_OPS_ADDR/metrics
+    schema registry     $SCHEMA_REGISTRY_URL/subjects
+    broker (Kafka API)  $KAFKA_BOOTSTRAP_SERVERS   topics device-synced (6 partitions), device-synced.dlq
+    database            $DATABASE_URL   (psql "$DATABASE_URL" -c 'table sync_status')
+    logs                $LOG_DIR/*.log
+
+  Press Ctrl-C (or run 'make stop') to stop everything.
+
+INFO
+
+# Follow the services' logs until stopped; exit if any of them dies.
+tail -n 0 -F "$LOG_DIR"/processor.log "$LOG_DIR"/ingest-api.log &
+TAIL_PID=$!
+while true; do
+    for p in "${PIDS[@]}"; do
+        kill -0 "$p" 2>/dev/null || die "a process of the stack (pid $p) exited; see $LOG_DIR"
+    done
+    sleep 1
+done

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# `make test`: starts a private broker (memory storage) and schema registry on free ports, runs
+# the whole suite against them and PostgreSQL, and stops what it started, even when a test fails.
+# It never touches the ports or databases of a running `make run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/lib.sh
+
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/fitness-test.XXXXXX")
+REGISTRY_DB="registry_test_$$"
+BROKER_PID="" REGISTRY_PID=""
+
+cleanup() {
+    local status=$?
+    stop_pids "$REGISTRY_PID" "$BROKER_PID"
+    drop_database "$REGISTRY_DB"
+    if [[ $status -ne 0 ]]; then
+        echo "test stack logs kept in $RUN_DIR" >&2
+    else
+        rm -rf "$RUN_DIR"
+    fi
+    exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ensure_nisshi
+ensure_postgres
+
+say "building the workspace and its tests"
+cargo build --workspace --bins --locked
+if command -v cargo-nextest >/dev/null; then
+    cargo nextest run --workspace --locked --no-run
+else
+    cargo test --workspace --locked --no-run
+fi
+
+BROKER_PORT=$(free_port)
+say "starting the test broker on 127.0.0.1:$BROKER_PORT (memory storage)"
+start_broker "$BROKER_PORT" "memory://nisshi/" "$RUN_DIR/broker.log"
+
+REGISTRY_PORT=$(free_port)
+ensure_database "$REGISTRY_DB"
+say "starting the test schema registry on 127.0.0.1:$REGISTRY_PORT"
+SCHEMA_REGISTRY_LISTEN_ADDR="127.0.0.1:$REGISTRY_PORT" \
+SCHEMA_REGISTRY_DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/$REGISTRY_DB" \
+    "$CARGO_TARGET_DIR/debug/schema-registry" >"$RUN_DIR/registry.log" 2>&1 &
+REGISTRY_PID=$!
+wait_for_http "http://127.0.0.1:$REGISTRY_PORT/healthz" "$REGISTRY_PID" "the schema registry" "$RUN_DIR/registry.log"
+
+export TEST_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
+export TEST_SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT"
+export TEST_DATABASE_ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"
+export HEALTH_MODEL_VECTORS="${HEALTH_MODEL_VECTORS:-$PWD/../shared/vectors/health-model}"
+
+say "running the suite"
+if command -v cargo-nextest >/dev/null; then
+    cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+    cargo test --workspace --locked --no-fail-fast "$@"
+fi
