@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use apache_avro::schema_compatibility::SchemaCompatibility;
+use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use apache_avro::Schema;
 
 use crate::error::ApiError;
@@ -55,21 +55,37 @@ impl Level {
         let mut reasons = Vec::new();
         for (version, old) in against {
             if self.backward() {
-                if let Err(e) = SchemaCompatibility::can_read(old, candidate) {
+                if let Some(why) = cannot_read(old, candidate) {
                     reasons.push(format!(
-                        "{{oldSchemaVersion: {version}, direction: BACKWARD (the new schema cannot read data written with version {version}): {e}}}"
+                        "{{oldSchemaVersion: {version}, direction: BACKWARD (the new schema cannot read data written with version {version}): {why}}}"
                     ));
                 }
             }
             if self.forward() {
-                if let Err(e) = SchemaCompatibility::can_read(candidate, old) {
+                if let Some(why) = cannot_read(candidate, old) {
                     reasons.push(format!(
-                        "{{oldSchemaVersion: {version}, direction: FORWARD (version {version} cannot read data written with the new schema): {e}}}"
+                        "{{oldSchemaVersion: {version}, direction: FORWARD (version {version} cannot read data written with the new schema): {why}}}"
                     ));
                 }
             }
         }
         reasons
+    }
+}
+
+/// Why `reader` cannot read every datum written with `writer`, if it cannot.
+///
+/// A partial match (the writer may produce an enum symbol or union branch the reader lacks, with
+/// no default to fall back on) counts as incompatible, as in Avro's Java `SchemaCompatibility`
+/// that Confluent uses: some records would fail to decode.
+fn cannot_read(writer: &Schema, reader: &Schema) -> Option<String> {
+    match SchemaCompatibility::can_read(writer, reader) {
+        Ok(Compatibility::Full) => None,
+        Ok(Compatibility::Partial) => Some(
+            "only partially compatible: the writer can produce an enum symbol or union branch the reader does not have"
+                .to_owned(),
+        ),
+        Err(e) => Some(e.to_string()),
     }
 }
 
