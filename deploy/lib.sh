@@ -98,7 +98,7 @@ wait_for_http() {
 # Starts the broker on loopback; storage is memory://nisshi/ or a postgres:// URL.
 start_broker() {
     local port=$1 storage=$2 log=$3
-    "$NISSHI_BIN" broker \
+    ${BROKER_LAUNCHER:-} "$NISSHI_BIN" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine "$storage" \

@@ -11,6 +11,25 @@ PID_FILE="$STATE_DIR/stack.pid"
 LOG_DIR="$STATE_DIR/logs"
 mkdir -p "$LOG_DIR"
 
+CHILDREN_FILE="$STATE_DIR/children.pids"
+
+# Stops processes a previous run left behind (its script was killed before it could clean up).
+# Only PIDs that still run one of the stack's programs are touched.
+stop_leftovers() {
+    [[ -f $CHILDREN_FILE ]] || return 0
+    local pid left=()
+    while read -r pid; do
+        if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE 'nisshi|schema-registry|processor|ingest-api|devsim|tail -n 0 -F'; then
+            left+=("$pid")
+        fi
+    done <"$CHILDREN_FILE"
+    if [[ ${#left[@]} -gt 0 ]]; then
+        say "stopping ${#left[@]} process(es) a previous 'make run' left behind"
+        stop_pids "${left[@]}"
+    fi
+    rm -f "$CHILDREN_FILE"
+}
+
 if [[ ${1:-} == "--stop" ]]; then
     if [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
         kill -TERM "$(cat "$PID_FILE")"
@@ -19,12 +38,14 @@ if [[ ${1:-} == "--stop" ]]; then
     else
         echo "no 'make run' is running"
     fi
+    stop_leftovers
     exit 0
 fi
 
 if [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
     die "a 'make run' is already running (pid $(cat "$PID_FILE")); stop it with Ctrl-C in its terminal or 'make stop'"
 fi
+stop_leftovers
 
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
 export SCHEMA_REGISTRY_URL=${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}
@@ -43,13 +64,17 @@ done
 
 PIDS=() TAIL_PID=""
 cleanup() {
-    trap - EXIT INT TERM
+    # Ignore further signals (and a closed stdout, e.g. `| tee` killed by the same Ctrl-C) so
+    # the stack is always taken down completely.
+    trap '' INT TERM PIPE
+    trap - EXIT
+    set +e
     say "stopping the stack"
     # Services first (they drain and commit), then the registry, then the broker.
     local i
     stop_pids "$TAIL_PID"
     for ((i=${#PIDS[@]}-1; i>=0; i--)); do stop_pids "${PIDS[i]}"; done
-    rm -f "$PID_FILE"
+    rm -f "$PID_FILE" "$CHILDREN_FILE"
     say "stopped; logs are in $LOG_DIR"
 }
 trap cleanup EXIT
@@ -64,15 +89,20 @@ say "building the services"
 cargo build --workspace --bins --locked
 BIN="$CARGO_TARGET_DIR/debug"
 
+# Children run in their own session so the terminal's Ctrl-C reaches only this script, which
+# then stops them in order: services first (they drain and commit), the broker last.
 start() { # name, then the command; logs to $LOG_DIR/name.log
     local name=$1; shift
-    "$@" >"$LOG_DIR/$name.log" 2>&1 &
+    setsid "$@" >"$LOG_DIR/$name.log" 2>&1 &
     PIDS+=($!)
+    echo $! >>"$CHILDREN_FILE"
 }
 
 say "starting the broker (nisshi) on $KAFKA_BOOTSTRAP_SERVERS, stored in PostgreSQL database $BROKER_DB"
-start_broker "$BROKER_PORT" "postgres://postgres@$PG_HOST:$PG_PORT/$BROKER_DB" "$LOG_DIR/broker.log"
+# sslmode=disable: the broker would otherwise insist on TLS and reject a certificate issued for localhost.
+BROKER_LAUNCHER=setsid start_broker "$BROKER_PORT" "postgres://postgres@$PG_HOST:$PG_PORT/$BROKER_DB?sslmode=disable" "$LOG_DIR/broker.log"
 PIDS+=("$BROKER_PID")
+echo "$BROKER_PID" >>"$CHILDREN_FILE"
 
 say "starting the schema registry on $SCHEMA_REGISTRY_URL"
 start schema-registry "$BIN/schema-registry"
@@ -107,6 +137,7 @@ INFO
 # Follow the services' logs until stopped; exit if any of them dies.
 tail -n 0 -F "$LOG_DIR"/processor.log "$LOG_DIR"/ingest-api.log &
 TAIL_PID=$!
+echo "$TAIL_PID" >>"$CHILDREN_FILE"
 while true; do
     for p in "${PIDS[@]}"; do
         kill -0 "$p" 2>/dev/null || die "a process of the stack (pid $p) exited; see $LOG_DIR"

@@ -12,6 +12,8 @@ BROKER_PID="" REGISTRY_PID=""
 
 cleanup() {
     local status=$?
+    trap '' INT TERM PIPE
+    set +e
     stop_pids "$REGISTRY_PID" "$BROKER_PID"
     drop_database "$REGISTRY_DB"
     if [[ $status -ne 0 ]]; then
