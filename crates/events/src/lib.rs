@@ -6,9 +6,11 @@
 
 pub mod codec;
 pub mod device_synced;
+pub mod token;
 
 pub use codec::{CodecError, EventDecoder, EventEncoder};
 pub use device_synced::DeviceSynced;
+pub use token::ConsistencyToken;
 
 /// The topic DeviceSynced events are published to.
 pub const DEVICE_SYNCED_TOPIC: &str = "device-synced";

@@ -1,25 +1,119 @@
 //! Settings from the environment, with defaults that match `make run`.
 
-#[derive(Debug, Clone)]
+use std::time::Duration;
+
+use anyhow::Context;
+
+#[derive(Clone)]
 pub struct Settings {
     /// Address the HTTP API listens on; port 0 picks a free one.
     pub listen_addr: String,
     pub kafka_bootstrap_servers: String,
     pub schema_registry_url: String,
     pub topic: String,
+    /// HMAC secret for device and user tokens. Never logged.
+    pub auth_token_secret: Secret,
+    pub limits: Limits,
+    /// How long a record may wait for the broker's acknowledgement before the reply is 503.
+    pub delivery_timeout: Duration,
+    /// Most records waiting in the producer's queue; past it, requests get 503 at once.
+    pub producer_queue_max_messages: u32,
+    /// Log lines as JSON objects instead of text.
+    pub log_json: bool,
+}
+
+/// Bounds on one command.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// After decompression.
+    pub max_body_bytes: usize,
+    pub max_samples_per_kind: usize,
+    /// Samples older than this before the sync time are dropped.
+    pub max_sample_age: Duration,
+    /// Samples later than the sync time by more than this are dropped.
+    pub future_tolerance: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_samples_per_kind: 50_000,
+            max_sample_age: Duration::from_secs(30 * 24 * 3600),
+            future_tolerance: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A secret that does not print.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
+        let defaults = Limits::default();
         Ok(Self {
             listen_addr: var("INGEST_LISTEN_ADDR", "127.0.0.1:8080"),
             kafka_bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             schema_registry_url: var("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
             topic: var("INGEST_TOPIC", events::DEVICE_SYNCED_TOPIC),
+            auth_token_secret: auth_secret_from_env()?,
+            limits: Limits {
+                max_body_bytes: parse("INGEST_MAX_BODY_BYTES", defaults.max_body_bytes)?,
+                max_samples_per_kind: parse("INGEST_MAX_SAMPLES_PER_KIND", defaults.max_samples_per_kind)?,
+                max_sample_age: Duration::from_secs(
+                    parse("INGEST_MAX_SAMPLE_AGE_DAYS", defaults.max_sample_age.as_secs() / 86_400)? * 86_400,
+                ),
+                future_tolerance: Duration::from_secs(parse(
+                    "INGEST_FUTURE_TOLERANCE_SECONDS",
+                    defaults.future_tolerance.as_secs(),
+                )?),
+            },
+            delivery_timeout: Duration::from_millis(parse("INGEST_DELIVERY_TIMEOUT_MS", 5_000u64)?),
+            producer_queue_max_messages: parse("INGEST_PRODUCER_QUEUE_MAX_MESSAGES", 10_000u32)?,
+            log_json: var("LOG_FORMAT", "text").eq_ignore_ascii_case("json"),
         })
+    }
+}
+
+/// The token secret is required: a default would let anyone mint tokens for a forgotten deployment.
+pub fn auth_secret_from_env() -> anyhow::Result<Secret> {
+    match std::env::var("AUTH_TOKEN_SECRET") {
+        Ok(s) if s.len() >= 16 => Ok(Secret::new(s)),
+        Ok(_) => anyhow::bail!("AUTH_TOKEN_SECRET is shorter than 16 bytes; use a long random value"),
+        Err(_) => anyhow::bail!(
+            "AUTH_TOKEN_SECRET is not set; set it to a long random value (e.g. `openssl rand -hex 32`), the same for every replica"
+        ),
     }
 }
 
 fn var(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn parse<T: std::str::FromStr + std::fmt::Display>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match std::env::var(name) {
+        Ok(raw) => {
+            raw.parse().with_context(|| format!("{name}={raw:?} is not valid; unset it to use the default {default}"))
+        }
+        Err(_) => Ok(default),
+    }
 }

@@ -1,37 +1,126 @@
 //! ingest-api: the command side. It validates a device's sync while the caller is connected and
 //! publishes it to Kafka; it never writes to the database.
 
+pub mod auth;
+pub mod command;
 pub mod config;
-pub mod health;
+pub mod event;
+pub mod example;
+pub mod metrics;
+pub mod problem;
+pub mod publisher;
+pub mod routes;
+pub mod telemetry;
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context;
 
+use crate::auth::TokenSigner;
 use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::publisher::Publisher;
+
+pub struct AppState {
+    pub settings: Settings,
+    pub signer: TokenSigner,
+    pub publisher: Arc<Publisher>,
+    pub metrics: Metrics,
+}
+
+/// The request's correlation id: `X-Request-Id` when the caller sent one, else a new UUID.
+#[derive(Debug, Clone)]
+pub struct CorrelationId(pub String);
 
 pub struct Application {
     port: u16,
     server: Server,
+    publisher: Arc<Publisher>,
 }
 
 impl Application {
+    /// Binds the listener and creates the producer; the schema is registered in the background
+    /// (retrying) and `/readyz` says when it is done.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let metrics = Metrics::new();
+        let publisher = Arc::new(Publisher::new(&settings, metrics.clone())?);
+        tokio::spawn(publisher.clone().warm_up());
         let listener =
             TcpListener::bind(&settings.listen_addr).with_context(|| format!("binding {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(|| App::new().service(health::healthz)).listen(listener)?.run();
-        Ok(Self { port, server })
+        let state = web::Data::new(AppState {
+            signer: TokenSigner::new(&settings.auth_token_secret),
+            settings,
+            publisher: publisher.clone(),
+            metrics,
+        });
+        let server = HttpServer::new(move || {
+            App::new().app_data(state.clone()).wrap(from_fn(observe)).configure(routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run();
+        Ok(Self { port, server, publisher })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until SIGTERM or Ctrl-C; in-flight requests are finished first.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// Serves until SIGTERM or Ctrl-C: then it stops accepting, finishes in-flight requests,
+    /// and flushes the producer so nothing acknowledged or queued is lost.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        let publisher = self.publisher;
+        tokio::task::spawn_blocking(move || publisher.flush(routes::FLUSH_TIMEOUT))
+            .await?
+            .map_err(|e| anyhow::anyhow!("flushing the producer at shutdown: {e}"))?;
+        log::info!("stopped; producer flushed");
+        Ok(())
     }
+}
+
+/// One log line per request with its correlation id, and the request metrics.
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let correlation = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(CorrelationId(correlation.clone()));
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let (method, path) = (req.method().to_string(), req.path().to_owned());
+    if let Some(s) = &state {
+        s.metrics.in_flight.inc();
+    }
+    let result = next.call(req).await;
+    if let Some(s) = &state {
+        s.metrics.in_flight.dec();
+    }
+    let mut res = result?;
+    let status = res.status();
+    let elapsed = started.elapsed();
+    if let Some(s) = &state {
+        s.metrics.requests.with_label_values(&[route.as_str(), status.as_str()]).inc();
+        s.metrics.request_seconds.with_label_values(&[route.as_str(), status.as_str()]).observe(elapsed.as_secs_f64());
+    }
+    log::info!(target: "ingest_api::access", "{method} {path} {} {:.1}ms request_id={correlation}", status.as_u16(), elapsed.as_secs_f64() * 1000.0);
+    if let Ok(v) = HeaderValue::from_str(&correlation) {
+        res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+    }
+    Ok(res)
 }

@@ -1,18 +1,61 @@
-use ingest_api::{config::Settings, Application};
+use std::time::Duration;
+
+use anyhow::Context;
+use ingest_api::auth::TokenSigner;
+use ingest_api::config::{auth_secret_from_env, Settings};
+use ingest_api::Application;
+
+const USAGE: &str = "usage:
+  ingest-api [serve]                                     run the HTTP API (default)
+  ingest-api token --device D --user U [--ttl-hours H]   mint a device token (AUTH_TOKEN_SECRET)
+  ingest-api token --user U [--ttl-hours H]              mint a user token for the read routes
+  ingest-api example-sync                                print a standard sync command as JSON";
 
 #[actix_web::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    if let Err(e) = run().await {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None | Some("serve") => serve().await,
+        Some("token") => token(&args[1..]),
+        Some("example-sync") => {
+            let now = chrono::Utc::now().timestamp_millis();
+            println!("{:#}", ingest_api::example::standard_sync(uuid::Uuid::new_v4(), now, 1, false));
+            Ok(())
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n{USAGE}")),
+    };
+    if let Err(e) = result {
         eprintln!("ingest-api: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
+    ingest_api::telemetry::init_logging(settings.log_json);
     let app = Application::build(settings).await?;
     log::info!("listening on port {}", app.port());
-    app.run_until_stopped().await?;
+    app.run_until_stopped().await
+}
+
+fn token(args: &[String]) -> anyhow::Result<()> {
+    let (mut device, mut user, mut ttl_hours) = (None, None, 24u64);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().cloned().with_context(|| format!("{flag} needs a value\n{USAGE}"));
+        match flag.as_str() {
+            "--device" => device = Some(value()?),
+            "--user" => user = Some(value()?),
+            "--ttl-hours" => ttl_hours = value()?.parse().context("--ttl-hours takes a whole number of hours")?,
+            other => anyhow::bail!("unknown option {other:?}\n{USAGE}"),
+        }
+    }
+    let user = user.with_context(|| format!("--user is required\n{USAGE}"))?;
+    let signer = TokenSigner::new(&auth_secret_from_env()?);
+    println!("{}", signer.mint(&user, device.as_deref(), Duration::from_secs(ttl_hours * 3600)));
     Ok(())
 }

@@ -146,3 +146,46 @@ pub fn sample_device_synced(user_id: &str, device_id: &str) -> DeviceSynced {
         dropped_samples: [("hr_out_of_range".to_string(), 1)].into_iter().collect(),
     }
 }
+
+/// Reads a topic from the beginning until `count` records arrived or `timeout` passed.
+pub async fn consume(topic: &str, count: usize, timeout: Duration) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::Message;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("group.id", unique("test-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while out.len() < count {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(m)) => out.push(m.detach()),
+            Ok(Err(e)) => panic!("consuming {topic}: {e}"),
+            Err(_) => break,
+        }
+    }
+    out.sort_by_key(|m| (m.partition(), m.offset()));
+    out
+}
+
+/// Records in a topic, summed over partitions (high watermarks).
+pub fn topic_record_count(topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("group.id", unique("test-watermarks"))
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).expect("metadata");
+    let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0) as i32;
+    (0..partitions)
+        .map(|p| {
+            let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).expect("watermarks");
+            high - low
+        })
+        .sum()
+}

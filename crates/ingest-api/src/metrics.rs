@@ -1,0 +1,54 @@
+//! Prometheus metrics of ingest-api.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    /// Requests by route pattern and status.
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    /// Records `produced` (queued), `delivered` (acknowledged) and `failed`.
+    pub records: IntCounterVec,
+    pub in_flight: IntGauge,
+    pub queue_depth: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("ingest".into()), None).expect("valid prefix");
+        let requests = IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests"), &["route", "status"])
+            .expect("valid metric");
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new("http_request_seconds", "HTTP request latency")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let records =
+            IntCounterVec::new(Opts::new("records_total", "Kafka records by fate"), &["fate"]).expect("valid metric");
+        let in_flight = IntGauge::new("http_requests_in_flight", "Requests being served").expect("valid metric");
+        let queue_depth =
+            IntGauge::new("producer_queue_depth", "Records waiting for the broker").expect("valid metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_seconds.clone()),
+            Box::new(records.clone()),
+            Box::new(in_flight.clone()),
+            Box::new(queue_depth.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        Self { registry, requests, request_seconds, records, in_flight, queue_depth }
+    }
+
+    pub fn render(&self) -> String {
+        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

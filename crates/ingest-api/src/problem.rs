@@ -1,0 +1,99 @@
+//! RFC 9457 problem details, and the service's errors mapped onto them.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One thing wrong with a command, located by a JSON pointer (RFC 6901) into the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub pointer: String,
+    pub detail: String,
+}
+
+impl Violation {
+    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { pointer: pointer.into(), detail: detail.into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the command has {} violation(s)", .0.len())]
+    Invalid(Vec<Violation>),
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("the gzip body could not be decompressed: {0}")]
+    BadEncoding(String),
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    #[error("this token is for device {token_device:?}, not {path_device:?}")]
+    WrongDevice { token_device: String, path_device: String },
+    #[error("a device token cannot be used here; use a user token")]
+    Forbidden(String),
+    #[error("the event could not be made durable in Kafka ({0}); nothing was accepted, retry with the same sync_id")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            ApiError::MalformedJson(_) => ("malformed-json", "Malformed JSON"),
+            ApiError::Invalid(_) => ("invalid-command", "The sync command is not valid"),
+            ApiError::TooLarge { .. } => ("too-large", "Request too large"),
+            ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            ApiError::BadEncoding(_) => ("bad-encoding", "Bad content encoding"),
+            ApiError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+            ApiError::WrongDevice { .. } | ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
+            ApiError::Unavailable(_) => ("unavailable", "Temporarily unavailable"),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::BadEncoding(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::WrongDevice { .. } | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (slug, title) = self.kind();
+        let status = self.status_code();
+        let mut body = serde_json::json!({
+            "type": format!("https://fitness.example/problems/{slug}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        });
+        if let ApiError::Invalid(violations) = self {
+            body["violations"] = serde_json::to_value(violations).unwrap_or_default();
+        }
+        let mut res = HttpResponse::build(status);
+        res.content_type(PROBLEM_JSON);
+        match self {
+            ApiError::Unauthorized(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        res.body(body.to_string())
+    }
+}

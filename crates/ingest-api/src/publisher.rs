@@ -1,0 +1,148 @@
+//! The command path's one write: a DeviceSynced record to Kafka, acknowledged with acks=all.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use events::{DeviceSynced, EventEncoder};
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+
+/// Where the broker put the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("encoding through the schema registry failed: {0}")]
+    Encode(#[from] events::CodecError),
+    #[error("the producer queue is full")]
+    QueueFull,
+    #[error("the broker did not acknowledge the record: {0}")]
+    NotAcknowledged(String),
+}
+
+pub struct Publisher {
+    producer: FutureProducer,
+    encoder: EventEncoder,
+    topic: String,
+    /// Schema id once registered; 0 before.
+    schema_id: AtomicU32,
+    metrics: Metrics,
+}
+
+impl Publisher {
+    pub fn new(settings: &Settings, metrics: Metrics) -> anyhow::Result<Self> {
+        let timeout = settings.delivery_timeout.as_millis().to_string();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.kafka_bootstrap_servers)
+            // A 202 means durable: every in-sync replica has it, written exactly once per send.
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            // Java clients' partitioner, so every producer of a user's key agrees on the partition.
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "2")
+            // Bounded memory: past this, sends fail at once and the caller gets 503.
+            .set("queue.buffering.max.messages", settings.producer_queue_max_messages.to_string())
+            .set("queue.buffering.max.kbytes", "262144")
+            .set("message.timeout.ms", &timeout)
+            .set("request.timeout.ms", &timeout)
+            .create()
+            .context("creating the Kafka producer")?;
+        let encoder =
+            EventEncoder::new(&settings.schema_registry_url, &settings.topic, events::device_synced::SCHEMA_JSON)?;
+        Ok(Self { producer, encoder, topic: settings.topic.clone(), schema_id: AtomicU32::new(0), metrics })
+    }
+
+    /// Registers the schema (WithSchema strategy, compiled-in schema), retrying until it works,
+    /// so the first request does not pay for it.
+    pub async fn warm_up(self: Arc<Self>) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.encoder.warm_up().await {
+                Ok(id) => {
+                    self.schema_id.store(id, Ordering::Relaxed);
+                    log::info!("DeviceSynced schema registered as id {id}");
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("registering the DeviceSynced schema: {e}; retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    pub fn schema_registered(&self) -> bool {
+        self.schema_id.load(Ordering::Relaxed) != 0
+    }
+
+    /// Is the topic known to the broker? Blocking: call from a blocking thread.
+    pub fn broker_reachable(&self) -> Result<(), String> {
+        let metadata = self
+            .producer
+            .client()
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(2))
+            .map_err(|e| e.to_string())?;
+        match metadata.topics().first() {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+            _ => Err(format!("topic {} not found", self.topic)),
+        }
+    }
+
+    /// Records waiting for the broker.
+    pub fn queue_depth(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Encodes and produces; returns once the broker acknowledged the record.
+    pub async fn publish(&self, event: &DeviceSynced, correlation_id: &str) -> Result<Delivery, PublishError> {
+        let payload = self.encoder.encode(event).await?;
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "event_id", value: Some(&event.event_id) })
+            .insert(Header { key: "sync_id", value: Some(&event.sync_id) })
+            .insert(Header { key: "correlation_id", value: Some(correlation_id) })
+            .insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") });
+        let record = FutureRecord::to(&self.topic).key(&event.user_id).payload(&payload).headers(headers);
+        let future = match self.producer.send_result(record) {
+            Ok(f) => f,
+            Err((e, _)) => {
+                self.metrics.records.with_label_values(&["failed"]).inc();
+                return Err(match e.rdkafka_error_code() {
+                    Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => PublishError::QueueFull,
+                    _ => PublishError::NotAcknowledged(e.to_string()),
+                });
+            }
+        };
+        self.metrics.records.with_label_values(&["produced"]).inc();
+        match future.await {
+            Ok(Ok(d)) => {
+                self.metrics.records.with_label_values(&["delivered"]).inc();
+                Ok(Delivery { partition: d.partition, offset: d.offset })
+            }
+            Ok(Err((e, _))) => {
+                self.metrics.records.with_label_values(&["failed"]).inc();
+                Err(PublishError::NotAcknowledged(e.to_string()))
+            }
+            Err(_) => {
+                self.metrics.records.with_label_values(&["failed"]).inc();
+                Err(PublishError::NotAcknowledged("the producer was dropped".into()))
+            }
+        }
+    }
+
+    /// Waits for everything queued to be acknowledged (at shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), String> {
+        self.producer.flush(timeout).map_err(|e| e.to_string())
+    }
+}

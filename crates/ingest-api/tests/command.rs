@@ -1,0 +1,173 @@
+//! The validation rules of sync-command.md, without I/O: which violations reject the command
+//! (with a JSON pointer each) and which only drop a sample under a counted reason.
+
+use ingest_api::command::{parse_command, ValidSync};
+use ingest_api::config::Limits;
+use ingest_api::example::standard_sync;
+use ingest_api::problem::Violation;
+use serde_json::{json, Value};
+
+const END: i64 = 1_764_000_000_000;
+
+fn base() -> Value {
+    standard_sync(uuid::Uuid::new_v4(), END, 7, false)
+}
+
+fn parse(body: &Value) -> Result<ValidSync, Vec<Violation>> {
+    parse_command(body, None, &Limits::default())
+}
+
+fn pointers(body: &Value) -> Vec<String> {
+    let mut p: Vec<String> = parse(body).expect_err("should be rejected").into_iter().map(|v| v.pointer).collect();
+    p.sort();
+    p
+}
+
+#[test]
+fn the_standard_sync_is_valid_and_corrected_for_skew() {
+    let body = base();
+    let sync = parse(&body).expect("valid");
+    assert_eq!(sync.heart_rate.len(), 180);
+    assert_eq!(sync.rr_blocks.iter().map(|b| b.1.len()).sum::<usize>(), 900);
+    assert_eq!(sync.steps.len(), 15);
+    assert!(sync.dropped.is_empty(), "{:?}", sync.dropped);
+    // The phone is 1.2 s ahead of the device: every device time moves by +1200 ms.
+    assert_eq!(sync.skew_ms, 1_200);
+    assert_eq!(sync.heart_rate[0].0, body["heart_rate"][0]["t"].as_i64().unwrap() + 1_200);
+    assert_eq!(sync.rr_blocks[0].0, body["rr"]["blocks"][0]["first_beat_ms"].as_i64().unwrap() + 1_200);
+    assert_eq!(sync.window_end_ms, END + 1_200);
+}
+
+#[test]
+fn structural_violations_reject_the_command_and_are_all_listed() {
+    let mut body = base();
+    body["device"]["hr_sensor"] = json!("laser"); // unknown enum value
+    body["app"].as_object_mut().unwrap().remove("os"); // missing required part
+    body["clock"]["device_time_ms"] = json!("yesterday"); // wrong type
+    body["sequence"] = json!({"first": 10, "last": 9}); // decreasing range
+    body["heart_rate"][3]["t"] = json!(END + 3_600_000); // outside the declared window
+    body["steps"][2]["steps"] = json!(1.5); // not an integer
+    body["sleep"] = json!([{"start_ms": END - 1000, "end_ms": END, "stage": "dreaming"}]);
+    body["profile"]["weight_kg"] = json!(4); // impossible profile
+    assert_eq!(
+        pointers(&body),
+        vec![
+            "/app/os",
+            "/clock/device_time_ms",
+            "/device/hr_sensor",
+            "/heart_rate/3/t",
+            "/profile/weight_kg",
+            "/sequence/last",
+            "/sleep/0/stage",
+            "/steps/2/steps"
+        ]
+    );
+}
+
+#[test]
+fn more_samples_than_the_limit_rejects() {
+    let limits = Limits { max_samples_per_kind: 100, ..Limits::default() };
+    let err = parse_command(&base(), None, &limits).expect_err("180 heart-rate samples > 100");
+    let p: Vec<&str> = err.iter().map(|v| v.pointer.as_str()).collect();
+    assert_eq!(p, vec!["/heart_rate", "/rr/blocks"]);
+    assert!(err[0].detail.contains("at most 100"));
+}
+
+#[test]
+fn not_an_object_and_bad_sync_ids() {
+    assert_eq!(parse(&json!([1, 2])).unwrap_err()[0].pointer, "");
+    let mut body = base();
+    body["sync_id"] = json!("not-a-uuid");
+    assert_eq!(pointers(&body), vec!["/sync_id"]);
+    // The Idempotency-Key header may carry the id; when both are given they must agree.
+    let mut body = base();
+    let id = body.as_object_mut().unwrap().remove("sync_id").unwrap();
+    assert_eq!(
+        parse_command(&body, id.as_str(), &Limits::default()).unwrap().sync_id.to_string(),
+        id.as_str().unwrap()
+    );
+    assert_eq!(pointers(&body), vec!["/sync_id"]);
+    body["sync_id"] = id;
+    let other = uuid::Uuid::new_v4().to_string();
+    assert!(parse_command(&body, Some(&other), &Limits::default()).is_err());
+}
+
+#[test]
+fn impossible_values_and_sentinels_drop_only_the_sample() {
+    let mut body = base();
+    body["heart_rate"][0]["bpm"] = json!(300); // impossible
+    body["heart_rate"][1]["bpm"] = json!(255); // 0xFF: no reading
+    body["heart_rate"][2]["bpm"] = json!(-1); // no reading
+    body["heart_rate"][4]["t"] = body["heart_rate"][5]["t"].clone(); // duplicate timestamp
+    body["rr"]["blocks"][0]["intervals"][10] = json!(3000); // out of range
+    body["rr"]["blocks"][0]["intervals"][20] = json!(65535); // no reading
+    body["steps"][1]["steps"] = json!(400); // > 300 per minute
+    let sync = parse(&body).expect("still accepted");
+    let dropped: Vec<(&str, i32)> = sync.dropped.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        dropped,
+        vec![
+            ("hr_duplicate_timestamp", 1),
+            ("hr_no_reading", 2),
+            ("hr_out_of_range", 1),
+            ("rr_no_reading", 1),
+            ("rr_out_of_range", 1),
+            ("steps_out_of_range", 1)
+        ]
+    );
+    assert_eq!(sync.heart_rate.len(), 176);
+    // Dropped RR intervals split the run of valid beats, keeping later beats in place.
+    let runs: Vec<usize> = sync.rr_blocks.iter().map(|b| b.1.len()).collect();
+    assert_eq!(runs, vec![10, 9, 879]);
+    let intervals: Vec<i64> =
+        body["rr"]["blocks"][0]["intervals"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let second_start = sync.rr_blocks[0].0 + intervals[..11].iter().sum::<i64>();
+    assert_eq!(sync.rr_blocks[1].0, second_start);
+    assert_eq!(sync.steps.len(), 14);
+}
+
+#[test]
+fn times_are_checked_after_skew_correction() {
+    // The device clock is 2 h behind the phone: once corrected, its samples are recent.
+    let mut body = base();
+    body["clock"]["phone_time_ms"] = json!(END + 7_200_000);
+    let sync = parse(&body).unwrap();
+    assert!(sync.dropped.is_empty(), "{:?}", sync.dropped);
+    assert_eq!(sync.skew_ms, 7_200_000);
+
+    // A sample older than the retention window before the sync time is dropped.
+    let mut body = base();
+    body["window"]["start_ms"] = json!(END - 40 * 86_400_000);
+    body["heart_rate"][0]["t"] = json!(END - 40 * 86_400_000);
+    assert_eq!(parse(&body).unwrap().dropped.get("time_too_old"), Some(&1));
+
+    // The device clock is 1 h behind the phone's *earlier* reading: corrected, every sample lies
+    // 45 minutes or more after the sync time, past the 5-minute tolerance.
+    let mut body = base();
+    body["clock"]["phone_time_ms"] = json!(END);
+    body["clock"]["device_time_ms"] = json!(END - 3_600_000);
+    let sync = parse(&body).unwrap();
+    assert_eq!(sync.dropped.get("time_in_future"), Some(&(180 + 900 + 15)));
+    assert!(sync.heart_rate.is_empty() && sync.steps.is_empty() && sync.rr_blocks.is_empty());
+}
+
+#[test]
+fn sleep_segments_that_end_before_they_start_or_overlap_are_dropped() {
+    let mut body = standard_sync(uuid::Uuid::new_v4(), END, 3, true);
+    let segments = body["sleep"].as_array().unwrap().len();
+    body["sleep"][5]["end_ms"] = body["sleep"][5]["start_ms"].clone();
+    let overlap = json!({"start_ms": body["sleep"][7]["start_ms"].as_i64().unwrap() + 60_000, "end_ms": body["sleep"][8]["end_ms"], "stage": "rem"});
+    body["sleep"].as_array_mut().unwrap().push(overlap);
+    let sync = parse(&body).unwrap();
+    assert_eq!(sync.dropped.get("sleep_invalid_interval"), Some(&1));
+    assert_eq!(sync.dropped.get("sleep_overlap"), Some(&1));
+    assert_eq!(sync.sleep.len(), segments - 1);
+}
+
+#[test]
+fn rr_in_1024ths_of_a_second_become_milliseconds() {
+    let mut body = base();
+    body["rr"] = json!({"unit": "1/1024s", "blocks": [{"first_beat_ms": body["window"]["start_ms"], "intervals": [1024, 512, 1000]}]});
+    let sync = parse(&body).unwrap();
+    assert_eq!(sync.rr_blocks[0].1, vec![1000, 500, 977]);
+}
