@@ -19,7 +19,7 @@ stop_leftovers() {
     [[ -f $CHILDREN_FILE ]] || return 0
     local pid left=()
     while read -r pid; do
-        if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE 'nisshi|schema-registry|processor|ingest-api|devsim|tail -n 0 -F'; then
+        if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE 'nisshi|schema-registry|processor|ingest-api|devsim|demo-feed|tail -n 0 -F'; then
             left+=("$pid")
         fi
     done <"$CHILDREN_FILE"
@@ -55,6 +55,13 @@ export INGEST_LISTEN_ADDR=${INGEST_LISTEN_ADDR:-127.0.0.1:8080}
 export PROCESSOR_OPS_ADDR=${PROCESSOR_OPS_ADDR:-127.0.0.1:9090}
 export SCHEMA_REGISTRY_LISTEN_ADDR=${SCHEMA_REGISTRY_LISTEN_ADDR:-127.0.0.1:8081}
 export RUST_LOG=${RUST_LOG:-info}
+# A development token secret, made once and kept private to this machine.
+SECRET_FILE="$STATE_DIR/auth-token-secret"
+if [[ -z ${AUTH_TOKEN_SECRET:-} ]]; then
+    [[ -s $SECRET_FILE ]] || (umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' >"$SECRET_FILE")
+    AUTH_TOKEN_SECRET=$(cat "$SECRET_FILE")
+fi
+export AUTH_TOKEN_SECRET
 BROKER_PORT=${KAFKA_BOOTSTRAP_SERVERS##*:}
 BROKER_DB=nisshi
 
@@ -120,6 +127,11 @@ say "starting ingest-api on http://$INGEST_LISTEN_ADDR"
 start ingest-api "$BIN/ingest-api"
 wait_for_http "http://$INGEST_LISTEN_ADDR/healthz" "${PIDS[-1]}" "ingest-api" "$LOG_DIR/ingest-api.log"
 
+DEVICE_TOKEN=$("$BIN/ingest-api" token --device demo-band --user demo-user --ttl-hours 720)
+
+# Demo traffic through the real endpoint (the device simulator will replace it).
+start demo-feed deploy/demo-feed.sh "$BIN/ingest-api" "http://$INGEST_LISTEN_ADDR/v1/devices/demo-band/syncs" "$DEVICE_TOKEN" 5
+
 cat <<INFO
 
   The stack is up. Where to look:
@@ -130,12 +142,18 @@ cat <<INFO
     database            $DATABASE_URL   (psql "$DATABASE_URL" -c 'table sync_status')
     logs                $LOG_DIR/*.log
 
+  Data flows: a demo device posts a standard sync every 5 s (log: $LOG_DIR/demo-feed.log).
+  Send one yourself:
+    TOKEN=\$($BIN/ingest-api token --device my-band --user me)
+    $BIN/ingest-api example-sync | curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
+      --data-binary @- http://$INGEST_LISTEN_ADDR/v1/devices/my-band/syncs
+
   Press Ctrl-C (or run 'make stop') to stop everything.
 
 INFO
 
 # Follow the services' logs until stopped; exit if any of them dies.
-tail -n 0 -F "$LOG_DIR"/processor.log "$LOG_DIR"/ingest-api.log &
+tail -n 0 -F "$LOG_DIR"/processor.log "$LOG_DIR"/ingest-api.log "$LOG_DIR"/demo-feed.log &
 TAIL_PID=$!
 echo "$TAIL_PID" >>"$CHILDREN_FILE"
 while true; do

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use events::{DeviceSynced, EventEncoder};
-use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -42,8 +41,7 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(settings: &Settings, metrics: Metrics) -> anyhow::Result<Self> {
         let timeout = settings.delivery_timeout.as_millis().to_string();
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.kafka_bootstrap_servers)
+        let producer: FutureProducer = events::kafka::client_config(&settings.kafka_bootstrap_servers)
             // A 202 means durable: every in-sync replica has it, written exactly once per send.
             .set("enable.idempotence", "true")
             .set("acks", "all")

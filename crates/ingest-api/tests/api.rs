@@ -393,3 +393,89 @@ fn the_token_command_mints_tokens_and_needs_the_secret() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn with_the_broker_down_the_answer_is_503_never_202_and_it_recovers() {
+    let mut broker = testkit::PrivateBroker::start().await;
+    let topic = unique("device-synced");
+    testkit::create_topic_on(&broker.bootstrap(), &topic, 2).await;
+    let mut s = settings(&topic, broker.bootstrap());
+    s.delivery_timeout = Duration::from_millis(1500);
+    let app = spawn_app_with(s).await;
+    let token = app.device_token("u1", "d1");
+    let body = || standard_sync(uuid::Uuid::new_v4(), now_ms(), 8, false);
+    assert_eq!(app.post("d1", Some(&token), &body()).await.0, StatusCode::ACCEPTED);
+
+    broker.kill();
+    let (status, headers, problem) = app.post("d1", Some(&token), &body()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+    assert_eq!(headers["retry-after"], "5");
+    assert_eq!(headers["content-type"], "application/problem+json");
+
+    // The broker comes back; the service recovers without a restart.
+    broker.restart().await;
+    let mut last = None;
+    for _ in 0..40 {
+        let (status, _, reply) = app.post("d1", Some(&token), &body()).await;
+        assert!(status == StatusCode::ACCEPTED || status == StatusCode::SERVICE_UNAVAILABLE, "{status}: {reply}");
+        last = Some(status);
+        if status == StatusCode::ACCEPTED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(last, Some(StatusCode::ACCEPTED), "never recovered");
+}
+
+#[tokio::test]
+async fn sigterm_loses_no_acknowledged_request() {
+    let topic = unique("device-synced");
+    testkit::create_topic(&topic, 3).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ingest-api"))
+        .env("INGEST_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", testkit::kafka_bootstrap())
+        .env("SCHEMA_REGISTRY_URL", testkit::schema_registry_url())
+        .env("INGEST_TOPIC", &topic)
+        .env("AUTH_TOKEN_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let app = TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        topic: topic.clone(),
+        http: reqwest::Client::new(),
+        signer: TokenSigner::new(&Secret::new(SECRET)),
+    };
+    app.wait_ready().await;
+    let token = app.device_token("u1", "d1");
+    let bodies: Vec<Value> = (0..40).map(|i| standard_sync(uuid::Uuid::new_v4(), now_ms(), 100 + i, false)).collect();
+    // Requests that arrive after the listener closed fail to connect: that is not an answer.
+    let requests = bodies.iter().map(|b| async {
+        let res =
+            app.http.post(format!("{}/v1/devices/d1/syncs", app.base)).bearer_auth(&token).json(b).send().await.ok()?;
+        let status = res.status();
+        Some((status, res.json::<Value>().await.unwrap_or(Value::Null)))
+    });
+    let all = futures::future::join_all(requests);
+    let term = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    };
+    let (results, ()) = tokio::join!(all, term);
+    let accepted: Vec<String> = results
+        .iter()
+        .flatten()
+        .filter(|r| r.0 == StatusCode::ACCEPTED)
+        .map(|r| r.1["sync_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!accepted.is_empty(), "some requests were served before the stop");
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit 0 after SIGTERM, got {status}");
+    // Every 202 is on the topic.
+    let on_topic: std::collections::HashSet<String> =
+        app.decode_all(accepted.len()).await.into_iter().map(|(_, e)| e.sync_id).collect();
+    for id in &accepted {
+        assert!(on_topic.contains(id), "acknowledged sync {id} is not on the topic");
+    }
+}

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use events::{DeviceSynced, EventDecoder};
 use log::{debug, error, info, warn};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -60,8 +59,7 @@ fn describe(tpl: &rdkafka::TopicPartitionList) -> String {
 pub type ProcessorConsumer = StreamConsumer<ProcessorContext>;
 
 pub fn consumer(settings: &Settings) -> anyhow::Result<ProcessorConsumer> {
-    let consumer: ProcessorConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka_bootstrap_servers)
+    let consumer: ProcessorConsumer = events::kafka::client_config(&settings.kafka_bootstrap_servers)
         .set("group.id", &settings.group_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.auto.offset.store", "false")
@@ -77,8 +75,7 @@ pub fn consumer(settings: &Settings) -> anyhow::Result<ProcessorConsumer> {
 }
 
 pub fn dlq_producer(settings: &Settings) -> anyhow::Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka_bootstrap_servers)
+    Ok(events::kafka::client_config(&settings.kafka_bootstrap_servers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
@@ -208,7 +205,12 @@ impl Worker {
         self.metrics.events.with_label_values(&["skipped_duplicate"]).inc_by((outcomes.len() - applied) as u64);
         self.metrics.batch_size.observe(batch.len() as f64);
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-        debug!("batch of {} applied ({} new)", batch.len(), applied);
+        info!(
+            "applied a batch of {} event(s), {} new, partitions {:?}",
+            batch.len(),
+            applied,
+            positions.keys().collect::<Vec<_>>()
+        );
         true
     }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::Settings;
@@ -19,8 +18,7 @@ pub async fn create_topics(
     partitions: i32,
     replication: i32,
 ) -> anyhow::Result<Vec<(String, bool)>> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &settings.kafka_bootstrap_servers)
+    let admin: AdminClient<DefaultClientContext> = events::kafka::client_config(&settings.kafka_bootstrap_servers)
         .create()
         .context("creating the Kafka admin client")?;
     let topics = [

@@ -74,8 +74,13 @@ impl Drop for TestDatabase {
 
 /// Creates a topic on the test broker (topics must be created explicitly: see platform-facts).
 pub async fn create_topic(name: &str, partitions: i32) {
+    create_topic_on(&kafka_bootstrap(), name, partitions).await
+}
+
+/// Creates a topic on the given broker.
+pub async fn create_topic_on(bootstrap: &str, name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", kafka_bootstrap()).create().expect("admin client");
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin.create_topics([&topic], &opts).await.expect("CreateTopics");
@@ -188,4 +193,64 @@ pub fn topic_record_count(topic: &str) -> i64 {
             high - low
         })
         .sum()
+}
+
+/// A broker of the test's own, for tests that stop and restart it. Its data lives in its own
+/// PostgreSQL database, so a restart keeps topics, records and producer state, as Kafka does.
+pub struct PrivateBroker {
+    pub port: u16,
+    child: Option<std::process::Child>,
+    db: TestDatabase,
+}
+
+impl PrivateBroker {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let mut broker = Self { port, child: None, db: TestDatabase::create() };
+        broker.restart().await;
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on the same port and storage.
+    pub async fn restart(&mut self) {
+        let bin = required_env("TEST_NISSHI_BIN");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = std::process::Command::new(bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            // sslmode=disable: the broker would otherwise insist on TLS to PostgreSQL.
+            .args([
+                "--storage-engine",
+                &format!("{}?sslmode=disable", self.db.url),
+                "--group-initial-rebalance-delay",
+                "0s",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nisshi starts");
+        self.child = Some(child);
+        let addr = self.bootstrap();
+        eventually(Duration::from_secs(10), "the private broker to listen", || {
+            std::net::TcpStream::connect(&addr).ok()
+        })
+        .await;
+    }
+
+    /// Kills it (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
