@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::db::PgPool;
 use crate::metrics::Metrics;
-use crate::store::{self, SyncOutcome};
+use crate::store::{self, Item, SyncOutcome};
 
 /// Commits stored offsets when partitions are taken away, so the next owner starts close to
 /// where this one stopped.
@@ -93,7 +93,7 @@ pub struct Worker {
 
 /// One event's fate once decoded.
 enum Decoded {
-    Apply(Box<SyncOutcome>),
+    Apply(Box<Item>),
     /// Cannot be applied; handed to the DLQ with this reason.
     Poison(String),
 }
@@ -144,7 +144,7 @@ impl Worker {
     async fn process(&self, batch: Vec<OwnedMessage>, shutdown: &CancellationToken) -> bool {
         let started = Instant::now();
         let mut backoff = Backoff::default();
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut items = Vec::with_capacity(batch.len());
         for message in &batch {
             let decoded = loop {
                 match self.decode(message).await {
@@ -159,9 +159,9 @@ impl Worker {
                 }
             };
             match decoded {
-                Decoded::Apply(outcome) => outcomes.push(*outcome),
+                Decoded::Apply(item) => items.push(*item),
                 Decoded::Poison(reason) => match self.dead_letter(message, &reason, shutdown).await {
-                    Some(outcome) => outcomes.extend(outcome),
+                    Some(outcome) => items.extend(outcome.map(|outcome| Item { outcome, event: None })),
                     None => return false,
                 },
             }
@@ -171,10 +171,11 @@ impl Worker {
             let e = positions.entry(m.partition()).or_insert(m.offset());
             *e = (*e).max(m.offset());
         }
+        let items = Arc::new(items);
         let applied = loop {
             let pool = self.pool.clone();
             let topic = self.settings.topic.clone();
-            let (rows, pos) = (outcomes.clone(), positions.clone());
+            let (rows, pos) = (items.clone(), positions.clone());
             let result = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
                 let mut conn = pool.get()?;
                 Ok(store::apply_batch(&mut conn, &topic, &rows, &pos)?)
@@ -197,12 +198,12 @@ impl Worker {
             }
         }
         let now = Utc::now();
-        for o in &outcomes {
+        for o in items.iter().map(|i| &i.outcome) {
             let lag = (now - o.ingested_at).num_milliseconds().max(0) as f64 / 1000.0;
             self.metrics.end_to_end_lag_seconds.observe(lag);
         }
         self.metrics.events.with_label_values(&["applied"]).inc_by(applied as u64);
-        self.metrics.events.with_label_values(&["skipped_duplicate"]).inc_by((outcomes.len() - applied) as u64);
+        self.metrics.events.with_label_values(&["skipped_duplicate"]).inc_by((items.len() - applied) as u64);
         self.metrics.batch_size.observe(batch.len() as f64);
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         info!(
@@ -220,7 +221,7 @@ impl Worker {
         };
         match self.decoder.decode::<DeviceSynced>(payload).await {
             Ok(event) => Ok(match outcome_of(&event, message) {
-                Ok(o) => Decoded::Apply(Box::new(o)),
+                Ok(outcome) => Decoded::Apply(Box::new(Item { outcome, event: Some(event) })),
                 Err(reason) => Decoded::Poison(reason),
             }),
             Err(e) if e.is_retryable() => Err(e),

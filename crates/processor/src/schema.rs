@@ -30,4 +30,70 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(partition_watermarks, sync_status);
+diesel::table! {
+    user_profiles (user_id) {
+        user_id -> Text,
+        birth_year -> Int4,
+        sex -> Text,
+        weight_kg -> Float8,
+        height_cm -> Float8,
+        hr_max -> Nullable<Int4>,
+        as_of_ms -> Int8,
+    }
+}
+
+diesel::table! {
+    day_chunks (user_id, local_date, sync_id) {
+        user_id -> Text,
+        local_date -> Date,
+        sync_id -> Uuid,
+        device_id -> Text,
+        utc_offset_minutes -> Int4,
+        synced_at_ms -> Int8,
+        chunk -> Jsonb,
+    }
+}
+
+diesel::table! {
+    daily_metrics (user_id, local_date) {
+        user_id -> Text,
+        local_date -> Date,
+        steps -> Float8,
+        resting_hr -> Nullable<Float8>,
+        hr_max -> Nullable<Float8>,
+        ln_rmssd -> Nullable<Float8>,
+        training_load -> Float8,
+        low_coverage -> Bool,
+        samples_received -> Int4,
+        duplicates_dropped -> Int4,
+        summary -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    rolling_metrics (user_id, local_date) {
+        user_id -> Text,
+        local_date -> Date,
+        has_data -> Bool,
+        training_load -> Float8,
+        ctl -> Float8,
+        atl -> Float8,
+        tsb -> Float8,
+        acwr_rolling -> Nullable<Float8>,
+        acwr_ewma -> Nullable<Float8>,
+        rhr_z -> Nullable<Float8>,
+        rhr_flag -> Bool,
+        night_signal -> Bool,
+        metrics -> Jsonb,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    partition_watermarks,
+    sync_status,
+    user_profiles,
+    day_chunks,
+    daily_metrics,
+    rolling_metrics
+);

@@ -39,14 +39,22 @@ pub fn watermarks(conn: &mut PgConnection, topic: &str) -> QueryResult<BTreeMap<
         .collect())
 }
 
-/// Applies the outcomes whose offsets lie above their partition's watermark, and raises the
-/// watermarks to `positions`, atomically. Returns how many outcomes were new.
+/// One consumed record: its sync status, and the event when it could be decoded.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub outcome: SyncOutcome,
+    pub event: Option<events::DeviceSynced>,
+}
+
+/// Applies the items whose offsets lie above their partition's watermark (their sync status,
+/// samples and profile, and the recomputed days and rolling series), and raises the watermarks
+/// to `positions`, atomically. Returns how many items were new.
 ///
 /// Redelivered events (at or below the watermark) are skipped, so effects happen at most once.
 pub fn apply_batch(
     conn: &mut PgConnection,
     topic: &str,
-    outcomes: &[SyncOutcome],
+    items: &[Item],
     positions: &BTreeMap<i32, i64>,
 ) -> QueryResult<usize> {
     conn.transaction(|conn| {
@@ -60,16 +68,25 @@ pub fn apply_batch(
             .load::<(i32, i64)>(conn)?
             .into_iter()
             .collect();
-        let fresh: Vec<&SyncOutcome> =
-            outcomes.iter().filter(|o| current.get(&o.kafka_partition).is_none_or(|&wm| o.kafka_offset > wm)).collect();
+        let fresh: Vec<&Item> = items
+            .iter()
+            .filter(|i| current.get(&i.outcome.kafka_partition).is_none_or(|&wm| i.outcome.kafka_offset > wm))
+            .collect();
         for chunk in fresh.chunks(1000) {
             // A retried sync (same sync id, new event) was already accounted for by its first event.
             diesel::insert_into(sync_status::table)
-                .values(chunk.iter().copied().cloned().collect::<Vec<_>>())
+                .values(chunk.iter().map(|i| i.outcome.clone()).collect::<Vec<_>>())
                 .on_conflict(sync_status::sync_id)
                 .do_nothing()
                 .execute(conn)?;
         }
+        let mut affected = crate::recompute::Affected::default();
+        for item in &fresh {
+            if let Some(event) = &item.event {
+                crate::recompute::store_event(conn, event, item.outcome.sync_id, &mut affected)?;
+            }
+        }
+        crate::recompute::recompute(conn, &affected)?;
         let rows: Vec<_> = positions
             .iter()
             .map(|(&partition, &offset)| {

@@ -1,82 +1,16 @@
 //! The walking skeleton end to end, against the real broker, registry and PostgreSQL: a
 //! DeviceSynced record produced to the topic is consumed by the processor and leaves its row.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{produce, spawn_processor};
 use diesel::prelude::*;
-use events::{EventEncoder, DEVICE_SYNCED_TOPIC};
-use processor::config::Settings;
+use events::EventEncoder;
 use processor::schema::{partition_watermarks, sync_status};
-use processor::Application;
 use rdkafka::config::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use testkit::{eventually, sample_device_synced, unique, TestDatabase};
-use tokio_util::sync::CancellationToken;
-
-struct TestProcessor {
-    db: TestDatabase,
-    settings: Settings,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    ops_port: u16,
-}
-
-/// Starts a processor on its own topic, group and database.
-async fn spawn_processor() -> TestProcessor {
-    testkit::init_logging();
-    let db = TestDatabase::create();
-    let topic = unique(DEVICE_SYNCED_TOPIC);
-    testkit::create_topic(&topic, 3).await;
-    testkit::create_topic(&format!("{topic}.dlq"), 1).await;
-    let settings = Settings {
-        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
-        schema_registry_url: testkit::schema_registry_url(),
-        database_url: db.url.clone(),
-        dlq_topic: format!("{topic}.dlq"),
-        topic,
-        group_id: unique("processor"),
-        ops_addr: "127.0.0.1:0".into(),
-        db_pool_size: 4,
-        batch_max_events: 100,
-        batch_max_wait: Duration::from_millis(20),
-    };
-    let app = Application::build(settings.clone()).await.expect("processor starts");
-    let ops_port = app.ops_port();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestProcessor { db, settings, shutdown, task, ops_port }
-}
-
-fn producer() -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", testkit::kafka_bootstrap())
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()
-        .expect("producer")
-}
-
-async fn produce(topic: &str, key: &str, payload: &[u8], sync_id: &str) -> (i32, i64) {
-    let headers = OwnedHeaders::new().insert(Header { key: "sync_id", value: Some(sync_id) });
-    producer()
-        .send(FutureRecord::to(topic).key(key).payload(payload).headers(headers), Duration::from_secs(10))
-        .await
-        .map(|d| (d.partition, d.offset))
-        .expect("broker acknowledged the record")
-}
-
-impl TestProcessor {
-    fn conn(&self) -> PgConnection {
-        PgConnection::establish(&self.db.url).expect("test database")
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-        result.expect("processor stops promptly").expect("task joins").expect("processor exits cleanly");
-    }
-}
 
 #[actix_web::test]
 async fn a_produced_device_synced_leaves_its_sync_status_row() {
@@ -204,7 +138,12 @@ async fn migrate_subcommand_applies_the_embedded_migrations() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("applied 1 migration"));
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap().count();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("applied {migrations} migration")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let tables: Vec<String> = diesel::dsl::sql::<diesel::sql_types::Text>(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
     )

@@ -1,0 +1,302 @@
+//! One local day of one user: from cleaned samples to the per-day outputs of the spec.
+//!
+//! The caller (the processor) deduplicates samples and buckets them into the user's local days
+//! with the UTC offset in force at each sample; this module only computes. The main sleep that
+//! *ends* on a day belongs to that day (a night spans midnight), so the caller passes samples from
+//! `start_ms - NIGHT_LOOKBACK_MS` on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sleep::{SleepStats, Stage};
+use crate::{energy, hrv, load, resting, sleep, Profile};
+
+/// How far before local midnight the previous evening's data is needed (the night's start).
+pub const NIGHT_LOOKBACK_MS: i64 = 18 * 3_600_000;
+/// Segments closer than this belong to one sleep session.
+const SESSION_GAP_MS: i64 = 30 * 60_000;
+/// Longest time one heart-rate sample stands for (optical sensors sample every 1 to 15 s).
+const MAX_SAMPLE_MS: i64 = 15_000;
+/// Troiano-style non-wear: this many minutes without HR and with zero steps.
+const NON_WEAR_RUN_MIN: usize = 60;
+/// A day with less wear than this is low-coverage.
+const LOW_COVERAGE_WEAR_MIN: u32 = 600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepEpoch {
+    pub start_ms: i64,
+    pub duration_s: f64,
+    pub steps: f64,
+    pub distance_m: f64,
+}
+
+/// The cleaned data of one day, plus the evening before it (for the night).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayData {
+    /// Local midnight at the start of the day, and at its end, in UTC ms (23 to 25 h apart).
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// (time, bpm), sorted, deduplicated.
+    pub hr: Vec<(i64, f64)>,
+    /// Runs of consecutive beats: (time of the first beat, intervals in ms).
+    pub rr_runs: Vec<(i64, Vec<f64>)>,
+    pub steps: Vec<StepEpoch>,
+    /// (start, end, stage), sorted.
+    pub sleep: Vec<(i64, i64, Stage)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestingHrMethod {
+    /// Minimum 5-minute mean over the main sleep.
+    Sleep,
+    /// Mean HR of minutes after 12 minutes without steps (Mishra et al. 2020).
+    Inactivity,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayHrv {
+    #[serde(flatten)]
+    pub filtered: hrv::FilteredHrv,
+    /// Share of the main sleep covered by valid beats.
+    pub rr_coverage: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DataQuality {
+    pub hr_samples: u32,
+    pub rr_intervals: u32,
+    pub step_epochs: u32,
+    pub wear_minutes: u32,
+    pub coverage_pct: f64,
+    pub low_coverage: bool,
+}
+
+/// The per-day outputs; `None` where the data (or the profile) does not allow a value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaySummary {
+    pub steps: f64,
+    pub distance_m: f64,
+    pub moderate_minutes: u32,
+    pub vigorous_minutes: u32,
+    pub resting_hr: Option<f64>,
+    pub resting_hr_method: Option<RestingHrMethod>,
+    pub hr_max: Option<f64>,
+    pub zone_minutes: Option<[f64; 5]>,
+    pub banister_trimp: Option<f64>,
+    pub edwards_trimp: Option<f64>,
+    pub bmr_kcal: Option<f64>,
+    pub active_kcal: Option<f64>,
+    pub energy_kcal: Option<f64>,
+    pub hrv: Option<DayHrv>,
+    pub sleep: Option<SleepStats>,
+    pub quality: DataQuality,
+}
+
+impl DaySummary {
+    /// The day's training load for the rolling series (Banister TRIMP; 0 without one).
+    pub fn load(&self) -> f64 {
+        self.banister_trimp.unwrap_or(0.0)
+    }
+}
+
+/// The main sleep of the day: the longest session of segments that ends within the day.
+pub fn main_sleep(data: &DayData) -> Option<Vec<(i64, i64, Stage)>> {
+    let mut sessions: Vec<Vec<(i64, i64, Stage)>> = Vec::new();
+    for &seg in &data.sleep {
+        match sessions.last_mut() {
+            Some(s) if seg.0 - s.last().map_or(seg.0, |l| l.1) <= SESSION_GAP_MS => s.push(seg),
+            _ => sessions.push(vec![seg]),
+        }
+    }
+    sessions
+        .into_iter()
+        .filter(|s| s.last().is_some_and(|l| l.1 > data.start_ms && l.1 <= data.end_ms))
+        .max_by_key(|s| s.last().map_or(0, |l| l.1) - s.first().map_or(0, |f| f.0))
+}
+
+/// Mean HR per minute over [from, to), `None` for minutes without a sample.
+fn per_minute_hr(hr: &[(i64, f64)], from: i64, to: i64) -> Vec<Option<f64>> {
+    let minutes = ((to - from).max(0) / 60_000) as usize;
+    let mut sum = vec![0.0; minutes];
+    let mut n = vec![0u32; minutes];
+    for &(t, bpm) in hr.iter().filter(|(t, _)| *t >= from && *t < to) {
+        let m = ((t - from) / 60_000) as usize;
+        if m < minutes {
+            sum[m] += bpm;
+            n[m] += 1;
+        }
+    }
+    sum.into_iter().zip(n).map(|(s, n)| (n > 0).then(|| s / f64::from(n))).collect()
+}
+
+/// Steps per minute over [from, to), spreading each epoch evenly over its minutes.
+fn per_minute_steps(steps: &[StepEpoch], from: i64, to: i64) -> Vec<f64> {
+    let minutes = ((to - from).max(0) / 60_000) as usize;
+    let mut out = vec![0.0; minutes];
+    for e in steps {
+        let span = (e.duration_s / 60.0).ceil().max(1.0) as i64;
+        for k in 0..span {
+            let t = e.start_ms + k * 60_000;
+            if t >= from && t < to {
+                let m = ((t - from) / 60_000) as usize;
+                if m < minutes {
+                    out[m] += e.steps / span as f64;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// (bpm, duration s) of the day's samples: each stands until the next, at most 15 s.
+fn hr_durations(hr: &[(i64, f64)], from: i64, to: i64) -> Vec<(f64, f64)> {
+    let day: Vec<(i64, f64)> = hr.iter().copied().filter(|(t, _)| *t >= from && *t < to).collect();
+    let mut out = Vec::with_capacity(day.len());
+    for (i, &(t, bpm)) in day.iter().enumerate() {
+        let gap = match day.get(i + 1) {
+            Some(&(next, _)) => next - t,
+            None => i.checked_sub(1).map_or(MAX_SAMPLE_MS, |p| t - day[p].0),
+        };
+        out.push((bpm, gap.clamp(0, MAX_SAMPLE_MS) as f64 / 1000.0));
+    }
+    out
+}
+
+pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
+    let (from, to) = (data.start_ms, data.end_ms);
+    let minute_hr = per_minute_hr(&data.hr, from, to);
+    let minute_steps = per_minute_steps(&data.steps, from, to);
+    let day_steps: Vec<&StepEpoch> = data.steps.iter().filter(|e| e.start_ms >= from && e.start_ms < to).collect();
+
+    // Sleep and the night's resting HR and HRV.
+    let night = main_sleep(data);
+    let sleep_stats = night.as_ref().and_then(|s| {
+        let origin = s.first().map_or(0, |f| f.0);
+        let minutes: Vec<(f64, f64, Stage)> =
+            s.iter().map(|&(a, b, st)| ((a - origin) as f64 / 60_000.0, (b - origin) as f64 / 60_000.0, st)).collect();
+        sleep::stats(&minutes)
+    });
+    let night_span = night.as_ref().and_then(|s| Some((s.first()?.0, s.last()?.1)));
+    let (resting_hr, resting_hr_method) = match night_span.and_then(|(a, b)| {
+        resting::from_sleep(&per_minute_hr(&data.hr, a, b).into_iter().flatten().collect::<Vec<_>>())
+    }) {
+        Some(r) => (Some(r), Some(RestingHrMethod::Sleep)),
+        None => {
+            let minutes: Vec<(Option<f64>, u32)> =
+                minute_hr.iter().zip(&minute_steps).map(|(h, s)| (*h, s.round() as u32)).collect();
+            match resting::from_inactivity(&minutes) {
+                Some(r) => (Some(r), Some(RestingHrMethod::Inactivity)),
+                None => (None, None),
+            }
+        }
+    };
+    let hrv = night_span.and_then(|(a, b)| {
+        let intervals: Vec<f64> = data
+            .rr_runs
+            .iter()
+            .filter(|(first, _)| *first >= a && *first < b)
+            .flat_map(|(_, rr)| rr.iter().copied())
+            .collect();
+        let filtered = hrv::filtered(&intervals)?;
+        let valid_ms: f64 = intervals.iter().zip(&filtered.valid).filter(|(_, v)| **v).map(|(rr, _)| rr).sum();
+        Some(DayHrv { rr_coverage: (valid_ms / (b - a).max(1) as f64).min(1.0), filtered })
+    });
+
+    // HR-based load and energy need HRmax, HRrest and the profile.
+    let sustained = load::highest_sustained_hr(
+        &data.hr.iter().copied().filter(|(t, _)| *t >= from && *t < to).collect::<Vec<_>>(),
+        60.0,
+    );
+    let hr_max = profile.map(|p| load::hr_max_used(p.measured_hr_max, p.age, sustained));
+    let samples = hr_durations(&data.hr, from, to);
+    let with_rest = hr_max.zip(resting_hr).filter(|(max, rest)| max > rest);
+    let zone_minutes = with_rest.map(|(max, rest)| load::zone_minutes(&samples, rest, max));
+    let banister_trimp =
+        with_rest.zip(profile).map(|((max, rest), p)| load::banister_trimp(&samples, rest, max, p.sex));
+    let edwards_trimp = hr_max.map(|max| load::edwards_trimp(&samples, max));
+
+    // Active minutes: Tudor-Locke cadence bands, or HR zones 3 and 4+.
+    let (mut moderate, mut vigorous) = (0u32, 0u32);
+    for (hr, cadence) in minute_hr.iter().zip(&minute_steps) {
+        let zone = match (hr, with_rest) {
+            (Some(h), Some((max, rest))) => load::zone(*h, rest, max),
+            _ => 0,
+        };
+        if *cadence >= 130.0 || zone >= 4 {
+            vigorous += 1;
+        } else if *cadence >= 100.0 || zone >= 3 {
+            moderate += 1;
+        }
+    }
+
+    // Energy: BMR pro rata, minutes at x >= 0.3 by Keytel instead.
+    let (bmr_kcal, active_kcal, energy_kcal) = match (profile, with_rest) {
+        (Some(p), Some((max, rest))) => {
+            let bmr_day = energy::bmr_kcal_per_day(p.sex, p.weight_kg, p.height_cm, p.age);
+            let per_minute = bmr_day / 1440.0;
+            let (mut active, mut total) = (0.0, 0.0);
+            for hr in &minute_hr {
+                match hr {
+                    Some(h) if load::karvonen_x(*h, rest, max) >= 0.3 => {
+                        let k = energy::keytel_kcal_per_min(p.sex, *h, p.weight_kg, p.age).max(per_minute);
+                        active += k;
+                        total += k;
+                    }
+                    _ => total += per_minute,
+                }
+            }
+            (Some(bmr_day), Some(active), Some(total))
+        }
+        (Some(p), None) => {
+            let bmr_day = energy::bmr_kcal_per_day(p.sex, p.weight_kg, p.height_cm, p.age);
+            (Some(bmr_day), None, Some(bmr_day * minute_hr.len() as f64 / 1440.0))
+        }
+        _ => (None, None, None),
+    };
+
+    // Non-wear: runs of >= 60 minutes with no HR and zero steps.
+    let mut wear = 0u32;
+    let mut run = 0usize;
+    for (hr, steps) in minute_hr.iter().zip(&minute_steps) {
+        if hr.is_none() && *steps == 0.0 {
+            run += 1;
+        } else {
+            if run < NON_WEAR_RUN_MIN {
+                wear += run as u32;
+            }
+            run = 0;
+            wear += 1;
+        }
+    }
+    if run < NON_WEAR_RUN_MIN {
+        wear += run as u32;
+    }
+    let day_minutes = minute_hr.len().max(1) as f64;
+    let quality = DataQuality {
+        hr_samples: data.hr.iter().filter(|(t, _)| *t >= from && *t < to).count() as u32,
+        rr_intervals: data.rr_runs.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, r)| r.len() as u32).sum(),
+        step_epochs: day_steps.len() as u32,
+        wear_minutes: wear,
+        coverage_pct: 100.0 * f64::from(wear) / day_minutes,
+        low_coverage: wear < LOW_COVERAGE_WEAR_MIN,
+    };
+
+    DaySummary {
+        steps: day_steps.iter().map(|e| e.steps).sum(),
+        distance_m: day_steps.iter().map(|e| e.distance_m).sum(),
+        moderate_minutes: moderate,
+        vigorous_minutes: vigorous,
+        resting_hr,
+        resting_hr_method,
+        hr_max,
+        zone_minutes,
+        banister_trimp,
+        edwards_trimp,
+        bmr_kcal,
+        active_kcal,
+        energy_kcal,
+        hrv,
+        sleep: sleep_stats,
+        quality,
+    }
+}

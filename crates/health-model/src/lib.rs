@@ -1,0 +1,34 @@
+//! The health model of `health-model.md`, as pure functions: no I/O, so every formula is tested
+//! against the independent vectors in `shared/vectors/health-model/` and benchmarked on its own.
+//!
+//! Conventions: heart rate in bpm, RR intervals in ms, durations in seconds unless named
+//! otherwise, times in UTC epoch milliseconds.
+
+pub mod day;
+pub mod energy;
+pub mod hrv;
+pub mod load;
+pub mod resting;
+pub mod rolling;
+pub mod sleep;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sex {
+    Male,
+    Female,
+}
+
+/// What the model needs to know about the user (the latest profile a sync carried).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub sex: Sex,
+    /// Age in whole years on the day computed.
+    pub age: f64,
+    pub weight_kg: f64,
+    pub height_cm: f64,
+    /// A measured maximal heart rate, when the user has one.
+    pub measured_hr_max: Option<f64>,
+}

@@ -1,0 +1,4 @@
+DROP TABLE rolling_metrics;
+DROP TABLE daily_metrics;
+DROP TABLE day_chunks;
+DROP TABLE user_profiles;

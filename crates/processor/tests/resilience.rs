@@ -1,0 +1,191 @@
+//! Failures: the database going away, a crash in the middle of a batch, and sharing the
+//! partitions between two instances. Nothing is lost and nothing is counted twice.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{produce_event, spawn_processor_with, TestProcessor};
+use diesel::prelude::*;
+use events::DeviceSynced;
+use processor::schema::{daily_metrics, rolling_metrics, sync_status};
+use testkit::{eventually, unique, TcpProxy, TestDatabase};
+
+/// `n` syncs for a few users over a few days.
+fn workload(n: usize) -> Vec<DeviceSynced> {
+    (0..n)
+        .map(|i| {
+            let mut e = testkit::sample_device_synced(&format!("user-{}", i % 5), "band");
+            // Move each sync to its own quarter hour over several days.
+            let shift = (i as i64) * 3 * 3_600_000;
+            let start = e.window_start_ms + shift;
+            e.window_start_ms = start;
+            e.window_end_ms += shift;
+            e.clock.phone_time_ms += shift;
+            e.clock.device_time_ms += shift;
+            e.rr_blocks.iter_mut().for_each(|b| b.first_beat_ms += shift);
+            e
+        })
+        .collect()
+}
+
+async fn wait_all(p: &TestProcessor, events: &[DeviceSynced], timeout: Duration) {
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.sync_id.parse().unwrap()).collect();
+    eventually(timeout, "every sync processed", || {
+        let n: i64 =
+            sync_status::table.filter(sync_status::sync_id.eq_any(&ids)).count().get_result(&mut p.conn()).ok()?;
+        (n == ids.len() as i64).then_some(())
+    })
+    .await;
+}
+
+type Snapshot =
+    (Vec<(String, chrono::NaiveDate, f64, Option<f64>, f64, i32)>, Vec<(String, chrono::NaiveDate, f64, f64)>, i64);
+
+fn snapshot(url: &str) -> Snapshot {
+    let mut c = PgConnection::establish(url).unwrap();
+    let daily = daily_metrics::table
+        .order((daily_metrics::user_id, daily_metrics::local_date))
+        .select((
+            daily_metrics::user_id,
+            daily_metrics::local_date,
+            daily_metrics::steps,
+            daily_metrics::resting_hr,
+            daily_metrics::training_load,
+            daily_metrics::samples_received,
+        ))
+        .load(&mut c)
+        .unwrap();
+    let rolling = rolling_metrics::table
+        .order((rolling_metrics::user_id, rolling_metrics::local_date))
+        .select((rolling_metrics::user_id, rolling_metrics::local_date, rolling_metrics::ctl, rolling_metrics::atl))
+        .load(&mut c)
+        .unwrap();
+    let syncs = sync_status::table.count().get_result(&mut c).unwrap();
+    (daily, rolling, syncs)
+}
+
+/// A from-scratch run over the same topic, in a fresh database and group.
+async fn recompute_from_scratch(topic: &str, events: &[DeviceSynced]) -> Snapshot {
+    let fresh = spawn_processor_with(|s| s.topic = topic.to_owned()).await;
+    wait_all(&fresh, events, Duration::from_secs(60)).await;
+    let snap = snapshot(&fresh.db.url);
+    fresh.stop().await;
+    snap
+}
+
+#[actix_web::test]
+async fn database_down_then_back_skips_no_event() {
+    // The processor reaches its database through a proxy the test can cut; the test reads directly.
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let p = spawn_processor_with(|s| {
+        s.database_url = s.database_url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port))
+    })
+    .await;
+    let events = workload(6);
+    for e in &events[..3] {
+        produce_event(&p.settings.topic, e).await;
+    }
+    wait_all(&p, &events[..3], Duration::from_secs(30)).await;
+
+    proxy.cut();
+    for e in &events[3..] {
+        produce_event(&p.settings.topic, e).await;
+    }
+    let ready = format!("http://127.0.0.1:{}/readyz", p.ops_port);
+    eventually(Duration::from_secs(30), "readiness to turn false", || {
+        let status = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &ready])
+            .output()
+            .ok()?;
+        (String::from_utf8_lossy(&status.stdout) == "503").then_some(())
+    })
+    .await;
+    proxy.restore();
+    wait_all(&p, &events, Duration::from_secs(60)).await;
+    let n: i64 = sync_status::table.count().get_result(&mut p.conn()).unwrap();
+    assert_eq!(n, 6);
+    assert_eq!(snapshot(&p.db.url), recompute_from_scratch(&p.settings.topic, &events).await);
+    p.stop().await;
+}
+
+#[actix_web::test]
+async fn two_instances_share_the_partitions_and_agree_with_one() {
+    let topic = unique("device-synced");
+    testkit::create_topic(&topic, 4).await;
+    let group = unique("processor");
+    let a = spawn_processor_with(|s| {
+        s.topic = topic.clone();
+        s.group_id = group.clone();
+    })
+    .await;
+    let shared_db = a.db.url.clone();
+    let b = spawn_processor_with(|s| {
+        s.topic = topic.clone();
+        s.group_id = group.clone();
+        s.database_url = shared_db.clone();
+    })
+    .await;
+    let events = workload(20);
+    for e in &events {
+        produce_event(&topic, e).await;
+    }
+    wait_all(&a, &events, Duration::from_secs(60)).await;
+    // Both members got work.
+    for p in [&a, &b] {
+        let metrics =
+            reqwest::get(format!("http://127.0.0.1:{}/metrics", p.ops_port)).await.unwrap().text().await.unwrap();
+        let applied: f64 = metrics
+            .lines()
+            .find(|l| l.starts_with("processor_events_total{outcome=\"applied\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0);
+        assert!(applied > 0.0, "an instance applied nothing:\n{metrics}");
+    }
+    assert_eq!(snapshot(&shared_db), recompute_from_scratch(&topic, &events).await);
+    b.stop().await;
+    a.stop().await;
+}
+
+#[actix_web::test]
+async fn kill_9_mid_batch_loses_nothing_and_counts_nothing_twice() {
+    let topic = unique("device-synced");
+    testkit::create_topic(&topic, 3).await;
+    testkit::create_topic(&format!("{topic}.dlq"), 1).await;
+    let db = TestDatabase::create();
+    let group = unique("processor");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_processor"))
+            .env("KAFKA_BOOTSTRAP_SERVERS", testkit::kafka_bootstrap())
+            .env("SCHEMA_REGISTRY_URL", testkit::schema_registry_url())
+            .env("DATABASE_URL", &db.url)
+            .env("PROCESSOR_TOPIC", &topic)
+            .env("PROCESSOR_DLQ_TOPIC", format!("{topic}.dlq"))
+            .env("PROCESSOR_GROUP_ID", &group)
+            .env("PROCESSOR_OPS_ADDR", "127.0.0.1:0")
+            .env("PROCESSOR_BATCH_MAX_EVENTS", "5")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap()
+    };
+    let events = workload(60);
+    for e in &events {
+        produce_event(&topic, e).await;
+    }
+    let mut child = spawn();
+    let count = || -> i64 {
+        sync_status::table.count().get_result(&mut PgConnection::establish(&db.url).unwrap()).unwrap_or(0)
+    };
+    eventually(Duration::from_secs(60), "some events processed", || (count() > 0).then_some(())).await;
+    child.kill().unwrap(); // SIGKILL, wherever it is
+    child.wait().unwrap();
+    let after_kill = count();
+    assert!(after_kill < 60, "killed too late to be mid-way ({after_kill} of 60 processed)");
+
+    let mut child = spawn();
+    eventually(Duration::from_secs(90), "all events processed after the restart", || (count() == 60).then_some(()))
+        .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(snapshot(&db.url), recompute_from_scratch(&topic, &events).await);
+}
