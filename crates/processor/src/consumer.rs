@@ -6,6 +6,7 @@
 //! skipped, so effects happen at most once while events are delivered at least once.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,9 +26,23 @@ use crate::store::{self, Item, SyncOutcome};
 
 /// Commits stored offsets when partitions are taken away, so the next owner starts close to
 /// where this one stopped.
-pub struct ProcessorContext;
+pub struct ProcessorContext {
+    /// Consumer lag per partition, from librdkafka's statistics.
+    lag: prometheus::IntGaugeVec,
+}
 
-impl ClientContext for ProcessorContext {}
+impl ClientContext for ProcessorContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for topic in statistics.topics.values() {
+            for (partition, p) in &topic.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; lag -1 means unknown.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.lag.with_label_values(&[&topic.topic, &partition.to_string()]).set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for ProcessorContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -58,7 +73,7 @@ fn describe(tpl: &rdkafka::TopicPartitionList) -> String {
 
 pub type ProcessorConsumer = StreamConsumer<ProcessorContext>;
 
-pub fn consumer(settings: &Settings) -> anyhow::Result<ProcessorConsumer> {
+pub fn consumer(settings: &Settings, metrics: &Metrics) -> anyhow::Result<ProcessorConsumer> {
     let consumer: ProcessorConsumer = events::kafka::client_config(&settings.kafka_bootstrap_servers)
         .set("group.id", &settings.group_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
@@ -69,7 +84,8 @@ pub fn consumer(settings: &Settings) -> anyhow::Result<ProcessorConsumer> {
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        .create_with_context(ProcessorContext)?;
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(ProcessorContext { lag: metrics.consumer_lag.clone() })?;
     consumer.subscribe(&[&settings.topic])?;
     Ok(consumer)
 }
@@ -89,13 +105,32 @@ pub struct Worker {
     pub dlq: FutureProducer,
     pub pool: PgPool,
     pub metrics: Metrics,
+    /// False while transient failures (database, registry) are being retried; `/readyz` says so.
+    pub healthy: Arc<AtomicBool>,
 }
+
+/// One partition's items of a batch, and the position they bring it to.
+type PartitionWork = (Arc<Vec<Item>>, BTreeMap<i32, i64>);
 
 /// One event's fate once decoded.
 enum Decoded {
     Apply(Box<Item>),
-    /// Cannot be applied; handed to the DLQ with this reason.
-    Poison(String),
+    /// Cannot be applied, ever; handed to the DLQ.
+    Poison(Poison),
+}
+
+/// Why an event can never be applied, in the terms of Kafka Connect's error headers.
+struct Poison {
+    /// `VALUE_CONVERTER` when the bytes do not decode, `TASK_PUT` when the event is unusable.
+    stage: &'static str,
+    class: &'static str,
+    message: String,
+}
+
+impl Poison {
+    fn undecodable(class: &'static str, message: impl Into<String>) -> Self {
+        Self { stage: "VALUE_CONVERTER", class, message: message.into() }
+    }
 }
 
 impl Worker {
@@ -152,6 +187,7 @@ impl Worker {
                     Err(e) => {
                         warn!("decoding {}: {e}; retrying", position(message));
                         self.metrics.retries.inc();
+                        self.healthy.store(false, Ordering::Relaxed);
                         if !backoff.wait(shutdown).await {
                             return false;
                         }
@@ -160,7 +196,7 @@ impl Worker {
             };
             match decoded {
                 Decoded::Apply(item) => items.push(*item),
-                Decoded::Poison(reason) => match self.dead_letter(message, &reason, shutdown).await {
+                Decoded::Poison(poison) => match self.dead_letter(message, &poison, shutdown).await {
                     Some(outcome) => items.extend(outcome.map(|outcome| Item { outcome, event: None })),
                     None => return false,
                 },
@@ -171,26 +207,55 @@ impl Worker {
             let e = positions.entry(m.partition()).or_insert(m.offset());
             *e = (*e).max(m.offset());
         }
-        let items = Arc::new(items);
-        let applied = loop {
-            let pool = self.pool.clone();
-            let topic = self.settings.topic.clone();
-            let (rows, pos) = (items.clone(), positions.clone());
-            let result = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
-                let mut conn = pool.get()?;
-                Ok(store::apply_batch(&mut conn, &topic, &rows, &pos)?)
-            })
-            .await;
-            match result {
-                Ok(Ok(n)) => break n,
-                Ok(Err(e)) => warn!("writing batch: {e:#}; retrying"),
-                Err(e) => error!("writing batch panicked: {e}; retrying"),
+        // Partitions are independent (a user lives in one), so each is applied in its own
+        // transaction, in parallel; a partition that fails is retried, one that committed is
+        // skipped on the retry by its watermark.
+        let mut by_partition: BTreeMap<i32, Vec<Item>> = BTreeMap::new();
+        for item in items {
+            by_partition.entry(item.outcome.kafka_partition).or_default().push(item);
+        }
+        let groups: Vec<PartitionWork> = positions
+            .iter()
+            .map(|(&p, &o)| (Arc::new(by_partition.remove(&p).unwrap_or_default()), BTreeMap::from([(p, o)])))
+            .collect();
+        let mut applied = 0;
+        let mut pending: Vec<usize> = (0..groups.len()).collect();
+        loop {
+            let runs = pending.iter().map(|&g| {
+                let (pool, topic) = (self.pool.clone(), self.settings.topic.clone());
+                let (rows, pos) = (groups[g].0.clone(), groups[g].1.clone());
+                tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+                    let mut conn = pool.get()?;
+                    Ok(store::apply_batch(&mut conn, &topic, &rows, &pos)?)
+                })
+            });
+            let results = futures::future::join_all(runs).await;
+            let mut failed = Vec::new();
+            for (&g, result) in pending.iter().zip(results) {
+                match result {
+                    Ok(Ok(n)) => applied += n,
+                    Ok(Err(e)) => {
+                        warn!("writing partition {:?}: {e:#}; retrying", groups[g].1.keys());
+                        failed.push(g);
+                    }
+                    Err(e) => {
+                        error!("writing partition {:?} panicked: {e}; retrying", groups[g].1.keys());
+                        failed.push(g);
+                    }
+                }
             }
+            if failed.is_empty() {
+                break;
+            }
+            pending = failed;
             self.metrics.retries.inc();
+            self.healthy.store(false, Ordering::Relaxed);
             if !backoff.wait(shutdown).await {
                 return false;
             }
-        };
+        }
+        self.healthy.store(true, Ordering::Relaxed);
+        let items: Vec<&Item> = groups.iter().flat_map(|g| g.0.iter()).collect();
         for (partition, offset) in &positions {
             if let Err(e) = self.consumer.store_offset(&self.settings.topic, *partition, offset + 1) {
                 // The partition moved to another member; its new owner skips what we applied.
@@ -217,27 +282,37 @@ impl Worker {
 
     async fn decode(&self, message: &OwnedMessage) -> Result<Decoded, events::CodecError> {
         let Some(payload) = message.payload() else {
-            return Ok(Decoded::Poison("empty payload".into()));
+            return Ok(Decoded::Poison(Poison::undecodable("processor.EmptyPayload", "the record has no value")));
         };
         match self.decoder.decode::<DeviceSynced>(payload).await {
             Ok(event) => Ok(match outcome_of(&event, message) {
                 Ok(outcome) => Decoded::Apply(Box::new(Item { outcome, event: Some(event) })),
-                Err(reason) => Decoded::Poison(reason),
+                Err(reason) => {
+                    Decoded::Poison(Poison { stage: "TASK_PUT", class: "processor.InvalidEvent", message: reason })
+                }
             }),
             Err(e) if e.is_retryable() => Err(e),
-            Err(e) => Ok(Decoded::Poison(e.to_string())),
+            Err(e) => {
+                let class = match &e {
+                    events::CodecError::Registry(_) => "events.codec.UnknownSchema",
+                    events::CodecError::Framing(_) => "events.codec.NotConfluentAvro",
+                    events::CodecError::Avro(_) => "events.codec.AvroDecodeError",
+                };
+                Ok(Decoded::Poison(Poison::undecodable(class, e.to_string())))
+            }
         }
     }
 
-    /// Hands an unusable event to the DLQ, with its headers and the reason, and waits for the
-    /// broker's ack; the sync, when its id is known, is recorded as failed.
+    /// Hands an unusable event to the DLQ with its own headers plus Kafka Connect's error-context
+    /// headers, and waits for the broker's ack; the sync, when its id is known, is recorded as
+    /// failed. The partition then keeps flowing.
     async fn dead_letter(
         &self,
         message: &OwnedMessage,
-        reason: &str,
+        poison: &Poison,
         shutdown: &CancellationToken,
     ) -> Option<Option<SyncOutcome>> {
-        error!("dead-lettering {}: {reason}", position(message));
+        error!("dead-lettering {}: {} ({})", position(message), poison.message, poison.class);
         let mut headers = OwnedHeaders::new();
         if let Some(h) = message.headers() {
             for header in h.iter() {
@@ -245,11 +320,18 @@ impl Worker {
             }
         }
         let (partition, offset) = (message.partition().to_string(), message.offset().to_string());
-        headers = headers
-            .insert(Header { key: "dlq.reason", value: Some(reason) })
-            .insert(Header { key: "dlq.source.topic", value: Some(message.topic()) })
-            .insert(Header { key: "dlq.source.partition", value: Some(&partition) })
-            .insert(Header { key: "dlq.source.offset", value: Some(&offset) });
+        for (key, value) in [
+            ("__connect.errors.topic", message.topic()),
+            ("__connect.errors.partition", &partition),
+            ("__connect.errors.offset", &offset),
+            ("__connect.errors.connector.name", &self.settings.group_id),
+            ("__connect.errors.stage", poison.stage),
+            ("__connect.errors.class.name", "processor.Worker"),
+            ("__connect.errors.exception.class.name", poison.class),
+            ("__connect.errors.exception.message", &poison.message),
+        ] {
+            headers = headers.insert(Header { key, value: Some(value) });
+        }
         let mut backoff = Backoff::default();
         loop {
             let mut record = FutureRecord::to(&self.settings.dlq_topic).headers(headers.clone());
@@ -268,7 +350,7 @@ impl Worker {
             }
         }
         self.metrics.events.with_label_values(&["dead_lettered"]).inc();
-        Some(failed_outcome(message, reason))
+        Some(failed_outcome(message, &poison.message))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod store;
 pub mod topics;
 
 use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -38,16 +39,26 @@ impl Application {
         if !migrated.is_empty() {
             info!("applied migrations: {}", migrated.join(", "));
         }
-        let consumer = Arc::new(consumer::consumer(&settings).context("creating the Kafka consumer")?);
+        let metrics = Metrics::new();
+        let consumer = Arc::new(consumer::consumer(&settings, &metrics).context("creating the Kafka consumer")?);
         let dlq = consumer::dlq_producer(&settings).context("creating the dead-letter producer")?;
         let decoder = events::EventDecoder::new(&settings.schema_registry_url, events::device_synced::schema())?;
         let listener = TcpListener::bind(&settings.ops_addr)
             .with_context(|| format!("binding the ops endpoints to {}", settings.ops_addr))?;
         let ops_port = listener.local_addr()?.port();
-        let metrics = Metrics::new();
-        let ops_server = ops::serve(listener, pool.clone(), consumer.clone(), settings.topic.clone(), metrics.clone())?;
+        let healthy = Arc::new(AtomicBool::new(true));
+        let ops_server = ops::serve(
+            listener,
+            ops::OpsState {
+                pool: pool.clone(),
+                consumer: consumer.clone(),
+                topic: settings.topic.clone(),
+                metrics: metrics.clone(),
+                healthy: healthy.clone(),
+            },
+        )?;
         info!("ops endpoints on http://{}", settings.ops_addr.replace(":0", &format!(":{ops_port}")));
-        Ok(Self { ops_port, ops_server, worker: Worker { settings, consumer, decoder, dlq, pool, metrics } })
+        Ok(Self { ops_port, ops_server, worker: Worker { settings, consumer, decoder, dlq, pool, metrics, healthy } })
     }
 
     pub fn ops_port(&self) -> u16 {

@@ -1,6 +1,6 @@
 //! Prometheus metrics of the processor.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -13,6 +13,8 @@ pub struct Metrics {
     /// Ingest time of an event to the commit of its effects: the freshness lag readers see.
     pub end_to_end_lag_seconds: Histogram,
     pub retries: IntCounter,
+    /// Records behind the high watermark, per partition (librdkafka statistics, every 5 s).
+    pub consumer_lag: IntGaugeVec,
 }
 
 impl Metrics {
@@ -35,16 +37,20 @@ impl Metrics {
         .expect("valid metric");
         let retries =
             IntCounter::new("retries_total", "Batches retried after a transient failure").expect("valid metric");
+        let consumer_lag =
+            IntGaugeVec::new(Opts::new("consumer_lag", "Records behind the high watermark"), &["topic", "partition"])
+                .expect("valid metric");
         for m in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(batch_size.clone()),
             Box::new(batch_seconds.clone()),
             Box::new(end_to_end_lag_seconds.clone()),
             Box::new(retries.clone()),
+            Box::new(consumer_lag.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
-        Self { registry, events, batch_size, batch_seconds, end_to_end_lag_seconds, retries }
+        Self { registry, events, batch_size, batch_seconds, end_to_end_lag_seconds, retries, consumer_lag }
     }
 
     pub fn render(&self) -> String {

@@ -1,6 +1,7 @@
 //! `/healthz`, `/readyz` and `/metrics`.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,21 +14,17 @@ use crate::consumer::ProcessorConsumer;
 use crate::db::PgPool;
 use crate::metrics::Metrics;
 
-struct OpsState {
-    pool: PgPool,
-    consumer: Arc<ProcessorConsumer>,
-    topic: String,
-    metrics: Metrics,
+pub struct OpsState {
+    pub pool: PgPool,
+    pub consumer: Arc<ProcessorConsumer>,
+    pub topic: String,
+    pub metrics: Metrics,
+    /// False while the worker retries transient failures.
+    pub healthy: Arc<AtomicBool>,
 }
 
-pub fn serve(
-    listener: TcpListener,
-    pool: PgPool,
-    consumer: Arc<ProcessorConsumer>,
-    topic: String,
-    metrics: Metrics,
-) -> std::io::Result<Server> {
-    let state = web::Data::new(OpsState { pool, consumer, topic, metrics });
+pub fn serve(listener: TcpListener, state: OpsState) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
     Ok(HttpServer::new(move || {
         App::new().app_data(state.clone()).service(healthz).service(readyz).service(metrics_text)
     })
@@ -42,7 +39,8 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when PostgreSQL answers and the broker knows the topic.
+/// Ready when PostgreSQL answers, the broker knows the topic, and no transient failure is being
+/// retried.
 #[get("/readyz")]
 async fn readyz(state: web::Data<OpsState>) -> HttpResponse {
     let probe = state.clone();
@@ -74,12 +72,19 @@ async fn readyz(state: web::Data<OpsState>) -> HttpResponse {
         Ok(()) => "ok".to_owned(),
         Err(e) => e.clone(),
     };
+    let processing: Result<(), String> = if state.healthy.load(Ordering::Relaxed) {
+        Ok(())
+    } else {
+        Err("retrying a transient failure (database or registry)".into())
+    };
+    let ready = database.is_ok() && broker.is_ok() && processing.is_ok();
     let body = serde_json::json!({
-        "status": if database.is_ok() && broker.is_ok() { "ready" } else { "not ready" },
+        "status": if ready { "ready" } else { "not ready" },
         "database": report(&database),
         "broker": report(&broker),
+        "processing": report(&processing),
     });
-    if database.is_ok() && broker.is_ok() {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

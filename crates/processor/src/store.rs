@@ -59,10 +59,11 @@ pub fn apply_batch(
 ) -> QueryResult<usize> {
     conn.transaction(|conn| {
         use partition_watermarks::dsl as w;
-        // Lock this topic's watermark rows so two replicas briefly owning one partition during a
-        // rebalance cannot both apply the same offsets.
+        // Lock these partitions' watermark rows so two replicas briefly owning one partition
+        // during a rebalance cannot both apply the same offsets.
         let current: BTreeMap<i32, i64> = w::partition_watermarks
             .filter(w::topic.eq(topic))
+            .filter(w::kafka_partition.eq_any(positions.keys().copied().collect::<Vec<_>>()))
             .select((w::kafka_partition, w::committed_offset))
             .for_update()
             .load::<(i32, i64)>(conn)?

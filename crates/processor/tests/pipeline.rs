@@ -124,8 +124,17 @@ async fn a_retried_sync_is_recorded_once_and_poison_goes_to_the_dlq() {
         .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
         .collect();
     assert!(headers.contains(&("sync_id".into(), poison_sync.to_string())), "{headers:?}");
-    assert!(headers.contains(&("dlq.source.offset".into(), poison_offset.to_string())), "{headers:?}");
-    assert!(headers.iter().any(|(k, v)| k == "dlq.reason" && v.contains("magic byte")), "{headers:?}");
+    assert!(headers.contains(&("__connect.errors.topic".into(), p.settings.topic.clone())), "{headers:?}");
+    assert!(headers.contains(&("__connect.errors.partition".into(), poison_partition.to_string())), "{headers:?}");
+    assert!(headers.contains(&("__connect.errors.offset".into(), poison_offset.to_string())), "{headers:?}");
+    assert!(
+        headers.contains(&("__connect.errors.exception.class.name".into(), "events.codec.NotConfluentAvro".into())),
+        "{headers:?}"
+    );
+    assert!(
+        headers.iter().any(|(k, v)| k == "__connect.errors.exception.message" && v.contains("magic byte")),
+        "{headers:?}"
+    );
     p.stop().await;
 }
 
