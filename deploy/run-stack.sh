@@ -128,6 +128,7 @@ start ingest-api "$BIN/ingest-api"
 wait_for_http "http://$INGEST_LISTEN_ADDR/healthz" "${PIDS[-1]}" "ingest-api" "$LOG_DIR/ingest-api.log"
 
 DEVICE_TOKEN=$("$BIN/ingest-api" token --device demo-band --user demo-user --ttl-hours 720)
+USER_TOKEN=$("$BIN/ingest-api" token --user demo-user --ttl-hours 720)
 
 # Demo traffic through the real endpoint (the device simulator will replace it).
 start demo-feed deploy/demo-feed.sh "$BIN/ingest-api" "http://$INGEST_LISTEN_ADDR/v1/devices/demo-band/syncs" "$DEVICE_TOKEN" 5
@@ -143,6 +144,9 @@ cat <<INFO
     logs                $LOG_DIR/*.log
 
   Data flows: a demo device posts a standard sync every 5 s (log: $LOG_DIR/demo-feed.log).
+  Read the demo user's health model:
+    curl -s -H "Authorization: Bearer $USER_TOKEN" http://$INGEST_LISTEN_ADDR/v1/users/demo-user/days
+    curl -s -H "Authorization: Bearer $USER_TOKEN" http://$INGEST_LISTEN_ADDR/v1/users/demo-user/model
   Send one yourself:
     TOKEN=\$($BIN/ingest-api token --device my-band --user me)
     $BIN/ingest-api example-sync | curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\

@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod device_synced;
 pub mod kafka;
+pub mod partitioner;
 pub mod token;
 
 pub use codec::{CodecError, EventDecoder, EventEncoder};

@@ -20,6 +20,13 @@ pub struct Settings {
     pub producer_queue_max_messages: u32,
     /// Log lines as JSON objects instead of text.
     pub log_json: bool,
+    /// The health-model database, read through a read-only pool by the read routes.
+    pub read_database_url: String,
+    pub read_pool_size: u32,
+    /// Longest `wait` a read may ask for.
+    pub read_max_wait: Duration,
+    /// Longest date range of one `/days` request.
+    pub read_max_days: u32,
 }
 
 /// Bounds on one command.
@@ -87,6 +94,10 @@ impl Settings {
             delivery_timeout: Duration::from_millis(parse("INGEST_DELIVERY_TIMEOUT_MS", 5_000u64)?),
             producer_queue_max_messages: parse("INGEST_PRODUCER_QUEUE_MAX_MESSAGES", 10_000u32)?,
             log_json: var("LOG_FORMAT", "text").eq_ignore_ascii_case("json"),
+            read_database_url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fitness"),
+            read_pool_size: parse("INGEST_READ_POOL_SIZE", 8u32)?,
+            read_max_wait: Duration::from_millis(parse("INGEST_READ_MAX_WAIT_MS", 10_000u64)?),
+            read_max_days: parse("INGEST_READ_MAX_DAYS", 366u32)?,
         })
     }
 }

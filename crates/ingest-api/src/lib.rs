@@ -9,6 +9,8 @@ pub mod example;
 pub mod metrics;
 pub mod problem;
 pub mod publisher;
+pub mod read_model;
+pub mod reads;
 pub mod routes;
 pub mod telemetry;
 
@@ -33,6 +35,7 @@ pub struct AppState {
     pub signer: TokenSigner,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
+    pub read_pool: read_model::ReadPool,
 }
 
 /// The request's correlation id: `X-Request-Id` when the caller sent one, else a new UUID.
@@ -57,12 +60,17 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             signer: TokenSigner::new(&settings.auth_token_secret),
-            settings,
             publisher: publisher.clone(),
             metrics,
+            read_pool: read_model::pool(&settings.read_database_url, settings.read_pool_size),
+            settings,
         });
         let server = HttpServer::new(move || {
-            App::new().app_data(state.clone()).wrap(from_fn(observe)).configure(routes::configure)
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(observe))
+                .configure(routes::configure)
+                .configure(reads::configure)
         })
         .listen(listener)?
         .shutdown_timeout(30)

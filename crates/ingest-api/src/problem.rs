@@ -41,6 +41,12 @@ pub enum ApiError {
     Forbidden(String),
     #[error("the event could not be made durable in Kafka ({0}); nothing was accepted, retry with the same sync_id")]
     Unavailable(String),
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("not yet processed: partition {partition} is processed up to offset {committed}, the token needs {offset}; retry, or pass a longer wait")]
+    NotYetProcessed { partition: i32, offset: i64, committed: i64 },
+    #[error("the health-model database cannot be read right now ({0}); retry")]
+    ReadUnavailable(String),
 }
 
 impl ApiError {
@@ -53,7 +59,9 @@ impl ApiError {
             ApiError::BadEncoding(_) => ("bad-encoding", "Bad content encoding"),
             ApiError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
             ApiError::WrongDevice { .. } | ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
-            ApiError::Unavailable(_) => ("unavailable", "Temporarily unavailable"),
+            ApiError::Unavailable(_) | ApiError::ReadUnavailable(_) => ("unavailable", "Temporarily unavailable"),
+            ApiError::BadQuery(_) => ("bad-query", "Bad query"),
+            ApiError::NotYetProcessed { .. } => ("not-yet-processed", "Not yet processed"),
         }
     }
 }
@@ -67,7 +75,9 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::WrongDevice { .. } | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ReadUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotYetProcessed { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -83,14 +93,22 @@ impl ResponseError for ApiError {
         if let ApiError::Invalid(violations) = self {
             body["violations"] = serde_json::to_value(violations).unwrap_or_default();
         }
+        if let ApiError::NotYetProcessed { partition, offset, committed } = self {
+            body["freshness"] = serde_json::json!({"partition": partition, "committed_offset": committed});
+            body["required_offset"] = serde_json::json!(offset);
+        }
         let mut res = HttpResponse::build(status);
         res.content_type(PROBLEM_JSON);
         match self {
             ApiError::Unauthorized(_) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::ReadUnavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::NotYetProcessed { partition, committed, .. } => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+                res.insert_header(("X-Processed-Position", format!("{partition}:{committed}")));
             }
             _ => {}
         }

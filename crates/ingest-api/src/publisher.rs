@@ -35,6 +35,8 @@ pub struct Publisher {
     topic: String,
     /// Schema id once registered; 0 before.
     schema_id: AtomicU32,
+    /// Partition count of the topic, 0 until known.
+    partitions: AtomicU32,
     metrics: Metrics,
 }
 
@@ -58,7 +60,14 @@ impl Publisher {
             .context("creating the Kafka producer")?;
         let encoder =
             EventEncoder::new(&settings.schema_registry_url, &settings.topic, events::device_synced::SCHEMA_JSON)?;
-        Ok(Self { producer, encoder, topic: settings.topic.clone(), schema_id: AtomicU32::new(0), metrics })
+        Ok(Self {
+            producer,
+            encoder,
+            topic: settings.topic.clone(),
+            schema_id: AtomicU32::new(0),
+            partitions: AtomicU32::new(0),
+            metrics,
+        })
     }
 
     /// Registers the schema (WithSchema strategy, compiled-in schema), retrying until it works,
@@ -96,6 +105,33 @@ impl Publisher {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
             _ => Err(format!("topic {} not found", self.topic)),
         }
+    }
+
+    /// The topic's partition count (cached: the embedded broker cannot add partitions, and on
+    /// Kafka adding them remaps keys, which needs a restart anyway).
+    pub async fn partition_count(self: &Arc<Self>) -> Result<i32, String> {
+        let cached = self.partitions.load(Ordering::Relaxed);
+        if cached > 0 {
+            return Ok(cached as i32);
+        }
+        let me = self.clone();
+        let n = tokio::task::spawn_blocking(move || -> Result<i32, String> {
+            let metadata = me
+                .producer
+                .client()
+                .fetch_metadata(Some(&me.topic), Duration::from_secs(2))
+                .map_err(|e| e.to_string())?;
+            let n = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
+            if n == 0 {
+                Err(format!("topic {} not found", me.topic))
+            } else {
+                Ok(n)
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        self.partitions.store(n as u32, Ordering::Relaxed);
+        Ok(n)
     }
 
     /// Records waiting for the broker.

@@ -33,6 +33,11 @@ fn settings(topic: &str, bootstrap: String) -> Settings {
         delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
         log_json: false,
+        // The command path never reads the database; these tests have none.
+        read_database_url: "postgres://postgres@127.0.0.1:1/none".into(),
+        read_pool_size: 1,
+        read_max_wait: Duration::from_secs(1),
+        read_max_days: 366,
     }
 }
 
@@ -347,7 +352,11 @@ async fn metrics_and_openapi() {
     // Every documented route exists.
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            let url = format!("{}{}", app.base, path.replace("{device_id}", "d1"));
+            let url = format!(
+                "{}{}",
+                app.base,
+                path.replace("{device_id}", "d1").replace("{user_id}", "u1").replace("{sync_id}", "x")
+            );
             let res = app.http.request(method.to_uppercase().parse().unwrap(), url).send().await.unwrap();
             assert_ne!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
         }

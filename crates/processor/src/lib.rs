@@ -7,7 +7,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod recompute;
-pub mod schema;
+pub use model_schema as schema;
 pub mod store;
 pub mod topics;
 

@@ -1,4 +1,5 @@
-// Mirrors migrations/; keep the two in step.
+//! The health-model database's tables. The processor owns them (its migrations/ create them;
+//! keep the two in step); ingest-api's read routes only read them.
 
 diesel::table! {
     partition_watermarks (topic, kafka_partition) {

@@ -1,0 +1,137 @@
+//! Queries of the read routes, over a read-only pool. The processor owns these tables.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use model_schema::{daily_metrics, partition_watermarks, rolling_metrics, sync_status};
+
+pub type ReadPool = Pool<ConnectionManager<PgConnection>>;
+
+/// Every connection of the pool refuses writes: the command side never writes the database, and
+/// the read side cannot by mistake.
+#[derive(Debug)]
+struct ReadOnly;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for ReadOnly {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute("SET default_transaction_read_only = on").map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Built without connecting: the command path must not depend on the database being up.
+pub fn pool(url: &str, size: u32) -> ReadPool {
+    Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(3))
+        .connection_customizer(Box::new(ReadOnly))
+        .build_unchecked(ConnectionManager::new(url))
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct SyncRow {
+    pub sync_id: uuid::Uuid,
+    pub event_id: uuid::Uuid,
+    pub user_id: String,
+    pub device_id: String,
+    pub kafka_partition: i32,
+    pub kafka_offset: i64,
+    pub outcome: String,
+    pub failure_reason: Option<String>,
+    pub heart_rate_samples: i32,
+    pub rr_intervals: i32,
+    pub step_epochs: i32,
+    pub sleep_segments: i32,
+    pub workouts: i32,
+    pub dropped_samples: serde_json::Value,
+    pub ingested_at: DateTime<Utc>,
+    pub processed_at: DateTime<Utc>,
+}
+
+pub fn sync(conn: &mut PgConnection, id: uuid::Uuid) -> QueryResult<Option<SyncRow>> {
+    sync_status::table.find(id).first(conn).optional()
+}
+
+/// The processor's committed position of a partition (-1 before anything was applied).
+pub fn watermark(conn: &mut PgConnection, topic: &str, partition: i32) -> QueryResult<i64> {
+    Ok(partition_watermarks::table
+        .filter(partition_watermarks::topic.eq(topic))
+        .filter(partition_watermarks::kafka_partition.eq(partition))
+        .select(partition_watermarks::committed_offset)
+        .first::<i64>(conn)
+        .optional()?
+        .unwrap_or(-1))
+}
+
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
+pub struct DayRow {
+    pub date: NaiveDate,
+    pub steps: f64,
+    pub resting_hr: Option<f64>,
+    pub training_load: f64,
+    pub low_coverage: bool,
+    pub samples_received: i32,
+    pub duplicates_dropped: i32,
+    pub summary: serde_json::Value,
+}
+
+/// Days of `user` in [from, to], at most `limit`, in date order.
+pub fn days(
+    conn: &mut PgConnection,
+    user: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    limit: i64,
+) -> QueryResult<Vec<DayRow>> {
+    daily_metrics::table
+        .filter(daily_metrics::user_id.eq(user))
+        .filter(daily_metrics::local_date.between(from, to))
+        .order(daily_metrics::local_date.asc())
+        .limit(limit)
+        .select((
+            daily_metrics::local_date,
+            daily_metrics::steps,
+            daily_metrics::resting_hr,
+            daily_metrics::training_load,
+            daily_metrics::low_coverage,
+            daily_metrics::samples_received,
+            daily_metrics::duplicates_dropped,
+            daily_metrics::summary,
+        ))
+        .load(conn)
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct RollingRow {
+    pub date: NaiveDate,
+    pub has_data: bool,
+    pub ctl: f64,
+    pub atl: f64,
+    pub tsb: f64,
+    pub acwr_rolling: Option<f64>,
+    pub acwr_ewma: Option<f64>,
+    pub metrics: serde_json::Value,
+}
+
+/// The latest day of the user's rolling series.
+pub fn latest_rolling(conn: &mut PgConnection, user: &str) -> QueryResult<Option<RollingRow>> {
+    rolling_metrics::table
+        .filter(rolling_metrics::user_id.eq(user))
+        .order(rolling_metrics::local_date.desc())
+        .select((
+            rolling_metrics::local_date,
+            rolling_metrics::has_data,
+            rolling_metrics::ctl,
+            rolling_metrics::atl,
+            rolling_metrics::tsb,
+            rolling_metrics::acwr_rolling,
+            rolling_metrics::acwr_ewma,
+            rolling_metrics::metrics,
+        ))
+        .first(conn)
+        .optional()
+}

@@ -1,0 +1,258 @@
+//! The read side: sync status, the health model's days and rolling outputs, with
+//! read-your-writes through consistency tokens. Every answer says how fresh it is: the processor's
+//! committed position (watermark) of the partition that holds the user's events.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use events::ConsistencyToken;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Claims;
+use crate::problem::ApiError;
+use crate::read_model;
+use crate::AppState;
+
+/// How often a waiting read looks at the watermark again.
+const POLL: Duration = Duration::from_millis(50);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/syncs/{sync_id}", web::get().to(sync_status))
+        .route("/v1/users/{user_id}/days", web::get().to(days))
+        .route("/v1/users/{user_id}/model", web::get().to(model));
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReadQuery {
+    consistency_token: Option<String>,
+    /// Milliseconds to wait for the token's position to be processed.
+    wait: Option<u64>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    limit: Option<i64>,
+}
+
+fn claims(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiError> {
+    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    Ok(state.signer.verify_header(auth)?)
+}
+
+/// Users read only their own data.
+fn authorize(claims: &Claims, user: &str) -> Result<(), ApiError> {
+    if claims.sub == user {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("this token is for user {:?}; it cannot read {user:?}", claims.sub)))
+    }
+}
+
+/// The token from `?consistency_token=` or the `X-Consistency-Token` header.
+fn token(req: &HttpRequest, q: &ReadQuery) -> Result<Option<ConsistencyToken>, ApiError> {
+    let raw = q
+        .consistency_token
+        .clone()
+        .or_else(|| req.headers().get("X-Consistency-Token").and_then(|v| v.to_str().ok()).map(str::to_owned));
+    raw.map(|t| t.parse().map_err(|e: events::token::InvalidToken| ApiError::BadQuery(e.to_string()))).transpose()
+}
+
+async fn db<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    f: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let pool = state.read_pool.clone();
+    web::block(move || {
+        let mut conn = pool.get().map_err(|e| ApiError::ReadUnavailable(e.to_string()))?;
+        f(&mut conn).map_err(|e| ApiError::ReadUnavailable(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::ReadUnavailable(e.to_string()))?
+}
+
+async fn watermark(state: &web::Data<AppState>, partition: i32) -> Result<i64, ApiError> {
+    let topic = state.settings.topic.clone();
+    db(state, move |c| read_model::watermark(c, &topic, partition)).await
+}
+
+/// Waits (at most `wait`, capped by configuration) until the token's partition is processed up
+/// to its offset. Returns the watermark, or `NotYetProcessed`: never data older than the token.
+async fn covered(state: &web::Data<AppState>, token: ConsistencyToken, wait: Option<u64>) -> Result<i64, ApiError> {
+    let wait = Duration::from_millis(wait.unwrap_or(0)).min(state.settings.read_max_wait);
+    let started = Instant::now();
+    loop {
+        let committed = watermark(state, token.partition).await?;
+        if committed >= token.offset {
+            return Ok(committed);
+        }
+        if started.elapsed() >= wait {
+            return Err(ApiError::NotYetProcessed { partition: token.partition, offset: token.offset, committed });
+        }
+        tokio::time::sleep(POLL.min(wait.saturating_sub(started.elapsed()))).await;
+    }
+}
+
+/// The partition holding a user's events (murmur2 of the key, as the producer places it).
+async fn user_partition(state: &web::Data<AppState>, user: &str) -> Result<i32, ApiError> {
+    let partitions = state.publisher.partition_count().await.map_err(ApiError::ReadUnavailable)?;
+    Ok(events::partitioner::partition_for(user.as_bytes(), partitions))
+}
+
+fn fresh(body: serde_json::Value, partition: i32, committed: i64) -> HttpResponse {
+    let mut body = body;
+    body["freshness"] = json!({"partition": partition, "committed_offset": committed});
+    HttpResponse::Ok().insert_header(("X-Processed-Position", format!("{partition}:{committed}"))).json(body)
+}
+
+/// The freshness of a user's data: with a token, after waiting for it; without, as it is.
+async fn position(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    q: &ReadQuery,
+    user: &str,
+) -> Result<(i32, i64), ApiError> {
+    let partition = user_partition(state, user).await?;
+    match token(req, q)? {
+        Some(t) => {
+            if t.partition != partition {
+                return Err(ApiError::BadQuery(format!(
+                    "the consistency token names partition {}, but user {user:?}'s events are in partition {partition}",
+                    t.partition
+                )));
+            }
+            Ok((partition, covered(state, t, q.wait).await?))
+        }
+        None => Ok((partition, watermark(state, partition).await?)),
+    }
+}
+
+/// `GET /v1/syncs/{sync_id}`: processed, failed, pending (provably, with the sync's token) or unknown.
+async fn sync_status(
+    req: HttpRequest,
+    id: web::Path<String>,
+    q: web::Query<ReadQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = claims(&req, &state)?;
+    let sync_id: uuid::Uuid =
+        id.parse().map_err(|_| ApiError::BadQuery(format!("{id:?} is not a sync id (a UUID)")))?;
+    let token = token(&req, &q)?;
+    // With a token and a wait, give the processor that long to reach the sync.
+    let mut committed = None;
+    if let Some(t) = token {
+        committed = Some(match covered(&state, t, q.wait).await {
+            Ok(c) => c,
+            Err(ApiError::NotYetProcessed { committed, .. }) => committed,
+            Err(e) => return Err(e),
+        });
+    }
+    let row = db(&state, move |c| read_model::sync(c, sync_id)).await?;
+    match (row, token) {
+        (Some(row), _) => {
+            authorize(&claims, &row.user_id)?;
+            let committed = match committed {
+                Some(c) => c,
+                None => watermark(&state, row.kafka_partition).await?,
+            };
+            let mut body = json!({
+                "sync_id": row.sync_id,
+                "status": row.outcome,
+                "event_id": row.event_id,
+                "device_id": row.device_id,
+                "partition": row.kafka_partition,
+                "offset": row.kafka_offset,
+                "ingested_at": row.ingested_at,
+                "processed_at": row.processed_at,
+                "counts": {
+                    "heart_rate_samples": row.heart_rate_samples,
+                    "rr_intervals": row.rr_intervals,
+                    "step_epochs": row.step_epochs,
+                    "sleep_segments": row.sleep_segments,
+                    "workouts": row.workouts,
+                },
+                "dropped_samples": row.dropped_samples,
+            });
+            if let Some(reason) = row.failure_reason {
+                body["failure_reason"] = json!(reason);
+            }
+            Ok(fresh(body, row.kafka_partition, committed))
+        }
+        // The token's offset is above the watermark: provably not processed yet.
+        (None, Some(t)) if committed.is_some_and(|c| c < t.offset) => {
+            let c = committed.unwrap_or(-1);
+            Ok(fresh(json!({"sync_id": sync_id, "status": "pending"}), t.partition, c))
+        }
+        (None, Some(t)) => {
+            Ok(fresh(json!({"sync_id": sync_id, "status": "unknown"}), t.partition, committed.unwrap_or(-1)))
+        }
+        (None, None) => Ok(HttpResponse::Ok().json(json!({
+            "sync_id": sync_id,
+            "status": "unknown",
+            "detail": "no such sync has been processed; pass its consistency_token to tell pending from unknown",
+        }))),
+    }
+}
+
+/// `GET /v1/users/{user_id}/days?from=&to=&limit=`: per-day outputs with data quality.
+async fn days(
+    req: HttpRequest,
+    user: web::Path<String>,
+    q: web::Query<ReadQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = claims(&req, &state)?;
+    let user = user.into_inner();
+    authorize(&claims, &user)?;
+    let today = chrono::Utc::now().date_naive();
+    let to = q.to.unwrap_or(today);
+    let from = q.from.unwrap_or(to - chrono::Days::new(29));
+    if from > to {
+        return Err(ApiError::BadQuery(format!("from {from} is after to {to}")));
+    }
+    let max = state.settings.read_max_days;
+    if (to - from).num_days() >= i64::from(max) {
+        return Err(ApiError::BadQuery(format!("at most {max} days per request; page with from/to")));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let (partition, committed) = position(&state, &req, &q, &user).await?;
+    let u = user.clone();
+    let mut rows = db(&state, move |c| read_model::days(c, &u, from, to, limit + 1)).await?;
+    // One more than the page tells whether there is a next page.
+    let next = (rows.len() as i64 > limit).then(|| rows.pop().map(|r| r.date)).flatten();
+    Ok(fresh(json!({"user_id": user, "from": from, "to": to, "days": rows, "next_from": next}), partition, committed))
+}
+
+/// `GET /v1/users/{user_id}/model`: the latest rolling outputs.
+async fn model(
+    req: HttpRequest,
+    user: web::Path<String>,
+    q: web::Query<ReadQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = claims(&req, &state)?;
+    let user = user.into_inner();
+    authorize(&claims, &user)?;
+    let (partition, committed) = position(&state, &req, &q, &user).await?;
+    let u = user.clone();
+    let Some(r) = db(&state, move |c| read_model::latest_rolling(c, &u)).await? else {
+        return Ok(fresh(json!({"user_id": user, "model": null}), partition, committed));
+    };
+    let m = &r.metrics;
+    let body = json!({
+        "user_id": user,
+        "as_of": r.date,
+        "model": {
+            "fitness": r.ctl,
+            "fatigue": r.atl,
+            "form": r.tsb,
+            "acwr": {"rolling": r.acwr_rolling, "ewma": r.acwr_ewma, "band": m["acwr_band"]},
+            "resting_hr": m["resting_hr"],
+            "hrv": m["hrv"],
+            "vo2max": m["vo2max"],
+            "hr_max": m["hr_max"],
+            "has_data_on_day": r.has_data,
+        },
+    });
+    Ok(fresh(body, partition, committed))
+}

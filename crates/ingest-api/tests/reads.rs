@@ -1,0 +1,243 @@
+//! The read side with read-your-writes, against the real broker, registry and PostgreSQL, with
+//! ingest-api and the processor sharing a topic and a database.
+
+use std::time::Duration;
+
+use ingest_api::auth::TokenSigner;
+use ingest_api::config::{Limits, Secret, Settings};
+use ingest_api::example::standard_sync;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use testkit::{unique, TestDatabase};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "read-test-secret-0123";
+
+struct Stack {
+    api: String,
+    http: reqwest::Client,
+    signer: TokenSigner,
+    processor: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+    processor_settings: processor::config::Settings,
+    _db: TestDatabase,
+}
+
+async fn spawn_stack(with_processor: bool) -> Stack {
+    testkit::init_logging();
+    let db = TestDatabase::create();
+    let topic = unique("device-synced");
+    testkit::create_topic(&topic, 3).await;
+    testkit::create_topic(&format!("{topic}.dlq"), 1).await;
+    let processor_settings = processor::config::Settings {
+        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
+        schema_registry_url: testkit::schema_registry_url(),
+        database_url: db.url.clone(),
+        topic: topic.clone(),
+        dlq_topic: format!("{topic}.dlq"),
+        group_id: unique("processor"),
+        ops_addr: "127.0.0.1:0".into(),
+        db_pool_size: 4,
+        batch_max_events: 100,
+        batch_max_wait: Duration::from_millis(20),
+    };
+    // The schema of the read model exists before any read.
+    processor::migrate(&processor::db::pool(&db.url, 1)).await.expect("migrations");
+    let settings = Settings {
+        listen_addr: "127.0.0.1:0".into(),
+        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
+        schema_registry_url: testkit::schema_registry_url(),
+        topic,
+        auth_token_secret: Secret::new(SECRET),
+        limits: Limits::default(),
+        delivery_timeout: Duration::from_secs(5),
+        producer_queue_max_messages: 1000,
+        log_json: false,
+        read_database_url: db.url.clone(),
+        read_pool_size: 4,
+        read_max_wait: Duration::from_secs(10),
+        read_max_days: 31,
+    };
+    let app = ingest_api::Application::build(settings).await.expect("ingest-api starts");
+    let api = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let mut stack = Stack {
+        api,
+        http: reqwest::Client::new(),
+        signer: TokenSigner::new(&Secret::new(SECRET)),
+        processor: None,
+        processor_settings,
+        _db: db,
+    };
+    for _ in 0..200 {
+        if stack
+            .http
+            .get(format!("{}/readyz", stack.api))
+            .send()
+            .await
+            .map(|r| r.status() == StatusCode::OK)
+            .unwrap_or(false)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if with_processor {
+        stack.start_processor().await;
+    }
+    stack
+}
+
+impl Stack {
+    async fn start_processor(&mut self) {
+        let app = processor::Application::build(self.processor_settings.clone()).await.expect("processor starts");
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+        self.processor = Some((stop, task));
+    }
+
+    async fn sync(&self, user: &str, device: &str) -> Value {
+        self.sync_ending(user, device, chrono::Utc::now().timestamp_millis()).await
+    }
+
+    async fn sync_ending(&self, user: &str, device: &str, end_ms: i64) -> Value {
+        let body = standard_sync(uuid::Uuid::new_v4(), end_ms, 3, true);
+        let res = self
+            .http
+            .post(format!("{}/v1/devices/{device}/syncs", self.api))
+            .bearer_auth(self.signer.mint(user, Some(device), Duration::from_secs(600)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        res.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str, user: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(self.signer.mint(user, None, Duration::from_secs(600)))
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        (status, headers, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[actix_web::test]
+async fn a_202_then_a_read_with_the_token_and_a_wait_returns_the_new_data() {
+    let stack = spawn_stack(true).await;
+    let accepted = stack.sync("reader-1", "band-1").await;
+    let token = accepted["consistency_token"].as_str().unwrap();
+
+    let (status, headers, body) =
+        stack.get(&format!("/v1/users/reader-1/days?consistency_token={token}&wait=10000"), "reader-1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let days = body["days"].as_array().unwrap();
+    assert!(!days.is_empty(), "the new data is there: {body}");
+    let total_hr: i64 = days.iter().map(|d| d["summary"]["quality"]["hr_samples"].as_i64().unwrap()).sum();
+    assert_eq!(total_hr, 180);
+    let offset = accepted["offset"].as_i64().unwrap();
+    assert!(body["freshness"]["committed_offset"].as_i64().unwrap() >= offset);
+    assert_eq!(body["freshness"]["partition"], accepted["partition"]);
+    assert_eq!(
+        headers["x-processed-position"].to_str().unwrap(),
+        format!("{}:{}", accepted["partition"], body["freshness"]["committed_offset"])
+    );
+
+    // The sync's status, through its status_url.
+    let (status, _, body) = stack.get(accepted["status_url"].as_str().unwrap(), "reader-1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "processed");
+    assert_eq!(body["counts"]["heart_rate_samples"], 180);
+    assert_eq!(body["dropped_samples"], json!({}));
+
+    let (status, _, body) = stack.get(&format!("/v1/users/reader-1/model?consistency_token={token}"), "reader-1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["model"]["fitness"].is_number(), "{body}");
+}
+
+#[actix_web::test]
+async fn with_the_processor_stopped_a_read_gets_409_never_stale_data() {
+    let mut stack = spawn_stack(false).await;
+    let accepted = stack.sync("reader-2", "band-2").await;
+    let token = accepted["consistency_token"].as_str().unwrap();
+    let started = std::time::Instant::now();
+    let (status, headers, body) =
+        stack.get(&format!("/v1/users/reader-2/days?consistency_token={token}&wait=500"), "reader-2").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(started.elapsed() >= Duration::from_millis(500), "it waited");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["freshness"]["committed_offset"], -1);
+    // The status is provably pending: the token's offset is above the watermark.
+    let (_, _, body) = stack.get(accepted["status_url"].as_str().unwrap(), "reader-2").await;
+    assert_eq!(body["status"], "pending");
+    // Without a token nothing can be proven.
+    let (_, _, body) = stack.get(&format!("/v1/syncs/{}", accepted["sync_id"].as_str().unwrap()), "reader-2").await;
+    assert_eq!(body["status"], "unknown");
+
+    // The freshness moves once the processor commits.
+    stack.start_processor().await;
+    let (status, _, body) =
+        stack.get(&format!("/v1/users/reader-2/days?consistency_token={token}&wait=10000"), "reader-2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["freshness"]["committed_offset"].as_i64().unwrap() >= accepted["offset"].as_i64().unwrap());
+}
+
+#[actix_web::test]
+async fn read_routes_check_who_reads_and_what_is_asked() {
+    let stack = spawn_stack(true).await;
+    let accepted = stack.sync("reader-3", "band-3").await;
+    let status_url = accepted["status_url"].as_str().unwrap();
+    // Another user's data: 403; no token: 401.
+    assert_eq!(stack.get("/v1/users/reader-3/days", "someone-else").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(stack.get(&format!("{status_url}&wait=10000"), "someone-else").await.0, StatusCode::FORBIDDEN);
+    let res = stack.http.get(format!("{}/v1/users/reader-3/model", stack.api)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // The device's own token reads its user's data.
+    let res = stack
+        .http
+        .get(format!("{}/v1/users/reader-3/model", stack.api))
+        .bearer_auth(stack.signer.mint("reader-3", Some("band-3"), Duration::from_secs(60)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Bad queries.
+    for path in [
+        "/v1/users/reader-3/days?from=2026-03-10&to=2026-03-01",
+        "/v1/users/reader-3/days?from=2026-01-01&to=2026-03-01",
+        "/v1/users/reader-3/days?consistency_token=garbage",
+        "/v1/syncs/not-a-uuid",
+    ] {
+        let (status, headers, body) = stack.get(path, "reader-3").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+    }
+    // Pagination: one day per page, over two days with data (the same device two days ago;
+    // its clock matches the phone's, so the example's times stay as sent).
+    let two_days_ago = chrono::Utc::now().timestamp_millis() - 2 * 86_400_000;
+    let older = stack.sync_ending("reader-3", "band-3", two_days_ago).await;
+    assert_eq!(older["partition"], accepted["partition"], "one user, one partition");
+    let token = if older["offset"].as_i64() > accepted["offset"].as_i64() {
+        older["consistency_token"].as_str().unwrap()
+    } else {
+        accepted["consistency_token"].as_str().unwrap()
+    };
+    let today = chrono::Utc::now().date_naive();
+    let from = today - chrono::Days::new(3);
+    let (_, _, body) = stack
+        .get(
+            &format!("/v1/users/reader-3/days?from={from}&to={today}&limit=1&consistency_token={token}&wait=10000"),
+            "reader-3",
+        )
+        .await;
+    assert_eq!(body["days"].as_array().unwrap().len(), 1, "{body}");
+    let next = body["next_from"].as_str().expect("a next page").to_owned();
+    let (_, _, page2) = stack.get(&format!("/v1/users/reader-3/days?from={next}&to={today}&limit=1"), "reader-3").await;
+    assert_eq!(page2["days"][0]["date"], json!(next));
+    assert!(page2["next_from"].is_null(), "{page2}");
+}
