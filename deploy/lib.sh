@@ -48,6 +48,15 @@ ensure_postgres() {
         || die "the private PostgreSQL cluster did not start; see $data/server.log"
 }
 
+# Headless Chromium (Debian's package) for the dashboard's browser test.
+ensure_chromium() {
+    if command -v chromium >/dev/null; then return 0; fi
+    command -v apt-get >/dev/null || die "chromium is missing and apt-get is not available; install Chromium and set CHROMIUM_BIN"
+    say "installing Debian's chromium for the dashboard test (once)"
+    (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }) \
+        || die "installing chromium failed; run 'apt-get update && apt-get install -y chromium' and try again"
+}
+
 pg_answers() {
     if command -v pg_isready >/dev/null; then
         pg_isready -q -h "$PG_HOST" -p "$PG_PORT"

@@ -144,6 +144,8 @@ cat <<INFO
     logs                $LOG_DIR/*.log
 
   Data flows: a demo device posts a standard sync every 5 s (log: $LOG_DIR/demo-feed.log).
+  Dashboard of the demo user (the token is in the fragment, never sent to the server):
+    http://$INGEST_LISTEN_ADDR/dashboard#user=demo-user&token=$USER_TOKEN
   Read the demo user's health model:
     curl -s -H "Authorization: Bearer $USER_TOKEN" http://$INGEST_LISTEN_ADDR/v1/users/demo-user/days
     curl -s -H "Authorization: Bearer $USER_TOKEN" http://$INGEST_LISTEN_ADDR/v1/users/demo-user/model

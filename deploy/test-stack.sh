@@ -28,6 +28,7 @@ trap 'exit 130' INT TERM
 
 ensure_nisshi
 ensure_postgres
+ensure_chromium
 
 say "building the workspace and its tests"
 cargo build --workspace --bins --locked

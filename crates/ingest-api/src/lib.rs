@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod command;
 pub mod config;
+pub mod dashboard;
 pub mod event;
 pub mod example;
 pub mod metrics;
@@ -71,6 +72,7 @@ impl Application {
                 .wrap(from_fn(observe))
                 .configure(routes::configure)
                 .configure(reads::configure)
+                .configure(dashboard::configure)
         })
         .listen(listener)?
         .shutdown_timeout(30)

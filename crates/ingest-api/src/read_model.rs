@@ -135,3 +135,36 @@ pub fn latest_rolling(conn: &mut PgConnection, user: &str) -> QueryResult<Option
         .first(conn)
         .optional()
 }
+
+/// The rolling series of `user` in [from, to].
+pub fn rolling_between(
+    conn: &mut PgConnection,
+    user: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<RollingRow>> {
+    rolling_metrics::table
+        .filter(rolling_metrics::user_id.eq(user))
+        .filter(rolling_metrics::local_date.between(from, to))
+        .order(rolling_metrics::local_date.asc())
+        .select((
+            rolling_metrics::local_date,
+            rolling_metrics::has_data,
+            rolling_metrics::ctl,
+            rolling_metrics::atl,
+            rolling_metrics::tsb,
+            rolling_metrics::acwr_rolling,
+            rolling_metrics::acwr_ewma,
+            rolling_metrics::metrics,
+        ))
+        .load(conn)
+}
+
+/// The user's most recently processed syncs.
+pub fn recent_syncs(conn: &mut PgConnection, user: &str, limit: i64) -> QueryResult<Vec<SyncRow>> {
+    sync_status::table
+        .filter(sync_status::user_id.eq(user))
+        .order(sync_status::processed_at.desc())
+        .limit(limit)
+        .load(conn)
+}

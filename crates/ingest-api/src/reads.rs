@@ -22,7 +22,8 @@ const POLL: Duration = Duration::from_millis(50);
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/syncs/{sync_id}", web::get().to(sync_status))
         .route("/v1/users/{user_id}/days", web::get().to(days))
-        .route("/v1/users/{user_id}/model", web::get().to(model));
+        .route("/v1/users/{user_id}/model", web::get().to(model))
+        .route("/v1/users/{user_id}/syncs", web::get().to(recent_syncs));
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,10 +218,23 @@ async fn days(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let (partition, committed) = position(&state, &req, &q, &user).await?;
     let u = user.clone();
-    let mut rows = db(&state, move |c| read_model::days(c, &u, from, to, limit + 1)).await?;
+    let (mut rows, rolling) = db(&state, move |c| {
+        Ok((read_model::days(c, &u, from, to, limit + 1)?, read_model::rolling_between(c, &u, from, to)?))
+    })
+    .await?;
     // One more than the page tells whether there is a next page.
     let next = (rows.len() as i64 > limit).then(|| rows.pop().map(|r| r.date)).flatten();
-    Ok(fresh(json!({"user_id": user, "from": from, "to": to, "days": rows, "next_from": next}), partition, committed))
+    let rolling: std::collections::HashMap<NaiveDate, &read_model::RollingRow> =
+        rolling.iter().map(|r| (r.date, r)).collect();
+    let days: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|d| {
+            let mut day = serde_json::to_value(d).unwrap_or_default();
+            day["rolling"] = rolling.get(&d.date).map_or(serde_json::Value::Null, |r| rolling_json(r));
+            day
+        })
+        .collect();
+    Ok(fresh(json!({"user_id": user, "from": from, "to": to, "days": days, "next_from": next}), partition, committed))
 }
 
 /// `GET /v1/users/{user_id}/model`: the latest rolling outputs.
@@ -238,21 +252,53 @@ async fn model(
     let Some(r) = db(&state, move |c| read_model::latest_rolling(c, &u)).await? else {
         return Ok(fresh(json!({"user_id": user, "model": null}), partition, committed));
     };
+    Ok(fresh(json!({"user_id": user, "as_of": r.date, "model": rolling_json(&r)}), partition, committed))
+}
+
+/// The rolling outputs of one day, as the read routes show them.
+fn rolling_json(r: &read_model::RollingRow) -> serde_json::Value {
     let m = &r.metrics;
-    let body = json!({
-        "user_id": user,
-        "as_of": r.date,
-        "model": {
-            "fitness": r.ctl,
-            "fatigue": r.atl,
-            "form": r.tsb,
-            "acwr": {"rolling": r.acwr_rolling, "ewma": r.acwr_ewma, "band": m["acwr_band"]},
-            "resting_hr": m["resting_hr"],
-            "hrv": m["hrv"],
-            "vo2max": m["vo2max"],
-            "hr_max": m["hr_max"],
-            "has_data_on_day": r.has_data,
-        },
-    });
-    Ok(fresh(body, partition, committed))
+    json!({
+        "fitness": r.ctl,
+        "fatigue": r.atl,
+        "form": r.tsb,
+        "acwr": {"rolling": r.acwr_rolling, "ewma": r.acwr_ewma, "band": m["acwr_band"]},
+        "resting_hr": m["resting_hr"],
+        "hrv": m["hrv"],
+        "vo2max": m["vo2max"],
+        "hr_max": m["hr_max"],
+        "has_data_on_day": r.has_data,
+    })
+}
+
+/// `GET /v1/users/{user_id}/syncs?limit=`: the user's most recently processed syncs.
+async fn recent_syncs(
+    req: HttpRequest,
+    user: web::Path<String>,
+    q: web::Query<ReadQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = claims(&req, &state)?;
+    let user = user.into_inner();
+    authorize(&claims, &user)?;
+    let limit = q.limit.unwrap_or(20).clamp(1, 200);
+    let (partition, committed) = position(&state, &req, &q, &user).await?;
+    let u = user.clone();
+    let rows = db(&state, move |c| read_model::recent_syncs(c, &u, limit)).await?;
+    let syncs: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "sync_id": r.sync_id,
+                "device_id": r.device_id,
+                "status": r.outcome,
+                "failure_reason": r.failure_reason,
+                "heart_rate_samples": r.heart_rate_samples,
+                "dropped_samples": r.dropped_samples,
+                "ingested_at": r.ingested_at,
+                "processed_at": r.processed_at,
+            })
+        })
+        .collect();
+    Ok(fresh(json!({"user_id": user, "syncs": syncs}), partition, committed))
 }

@@ -241,3 +241,79 @@ async fn read_routes_check_who_reads_and_what_is_asked() {
     assert_eq!(page2["days"][0]["date"], json!(next));
     assert!(page2["next_from"].is_null(), "{page2}");
 }
+
+#[actix_web::test]
+async fn the_dashboard_renders_the_users_data_in_headless_chromium() {
+    let stack = spawn_stack(true).await;
+    let older = stack.sync_ending("dash-user", "band-9", chrono::Utc::now().timestamp_millis() - 2 * 86_400_000).await;
+    let newer = stack.sync("dash-user", "band-9").await;
+    let last = if newer["offset"].as_i64() > older["offset"].as_i64() { &newer } else { &older };
+    let path = format!(
+        "/v1/users/dash-user/days?consistency_token={}&wait=10000",
+        last["consistency_token"].as_str().unwrap()
+    );
+    assert_eq!(stack.get(&path, "dash-user").await.0, StatusCode::OK);
+
+    // The page and its assets are served from here, with no third-party origin.
+    let html = stack.http.get(format!("{}/dashboard", stack.api)).send().await.unwrap();
+    assert!(html.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'self'"));
+    let html = html.text().await.unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://"), "no CDN");
+    for asset in [
+        "/dashboard/dashboard.js",
+        "/dashboard/dashboard.css",
+        "/dashboard/vendor/uPlot.iife.min.js",
+        "/dashboard/vendor/uPlot.min.css",
+    ] {
+        assert_eq!(
+            stack.http.get(format!("{}{asset}", stack.api)).send().await.unwrap().status(),
+            StatusCode::OK,
+            "{asset}"
+        );
+    }
+
+    let token = stack.signer.mint("dash-user", None, Duration::from_secs(600));
+    let url = format!("{}/dashboard#user=dash-user&token={token}", stack.api);
+    let profile = tempdir();
+    let chromium = std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "chromium".into());
+    let out = tokio::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+        ])
+        .args([
+            "--disable-sync",
+            "--disable-quic",
+            "--no-first-run",
+            "--virtual-time-budget=15000",
+            "--window-size=1200,1600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {chromium} (install Debian's chromium package, or set CHROMIUM_BIN): {e}"));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        dom.contains("data-state=\"rendered\""),
+        "the page did not render:\n{dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(dom.matches("<canvas").count(), 3, "three charts");
+    assert!(dom.contains("data-syncs=\"2\""), "both syncs listed");
+    let points: u32 =
+        dom.split("data-points=\"").nth(1).and_then(|s| s.split('"').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(points >= 2, "the charts have data points ({points})");
+    assert!(dom.contains("processed up to offset"), "the page says how fresh it is");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique("chromium-profile"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
