@@ -25,9 +25,13 @@
     return Date.parse(date + "T00:00:00Z") / 1000;
   }
 
+  let window30 = [0, 0];
+
   function chart(id, series, data, opts) {
     const el = document.getElementById(id);
-    return new uPlot(Object.assign({ width: Math.min(el.clientWidth || 900, 1100), height: 260, series: [{}].concat(series) }, opts || {}), data, el);
+    // Always the whole 30-day window, also with only a day or two of data.
+    const base = { width: Math.min(el.clientWidth || 900, 1100), height: 260, series: [{}].concat(series), scales: { x: { time: true, range: window30 } } };
+    return new uPlot(Object.assign(base, opts || {}), data, el);
   }
 
   function num(v) {
@@ -39,6 +43,7 @@
     document.getElementById("user").textContent = user;
     const to = new Date().toISOString().slice(0, 10);
     const from = new Date(Date.now() - 29 * DAY * 1000).toISOString().slice(0, 10);
+    window30 = [toSeconds(from) - DAY / 2, toSeconds(to) + DAY / 2];
     const [days, syncs] = await Promise.all([
       get(`/v1/users/${encodeURIComponent(user)}/days?from=${from}&to=${to}&limit=1000`),
       get(`/v1/users/${encodeURIComponent(user)}/syncs?limit=20`),
