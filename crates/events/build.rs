@@ -7,19 +7,61 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// (schema file relative to the workspace's `schemas/`, generated file name)
-const SCHEMAS: &[(&str, &str)] = &[("device-synced/v1.avsc", "device_synced_v1.rs")];
-
+/// The generated module of one subject: `pub mod vN` per schema version (each version's own
+/// types, for old producers and tests), the latest version re-exported as the reader's types, and
+/// the schema texts.
 fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let schemas_dir = manifest.join("../../schemas");
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let schemas_dir = manifest_dir.join("../../schemas");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for (file, out) in SCHEMAS {
-        let path = schemas_dir.join(file);
-        println!("cargo:rerun-if-changed={}", path.display());
-        let code = generate(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        std::fs::write(out_dir.join(out), code).expect("write generated code");
+    let manifest_path = schemas_dir.join("manifest.json");
+    println!("cargo:rerun-if-changed={}", manifest_path.display());
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).expect("schemas/manifest.json"))
+            .expect("schemas/manifest.json is JSON");
+    let subjects = manifest["subjects"].as_object().expect("manifest has subjects");
+    for (subject, entry) in subjects {
+        let dir = entry["directory"].as_str().expect("subject has a directory");
+        let producer = entry["producer_version"].as_u64().expect("subject has a producer_version");
+        println!("cargo:rerun-if-changed={}", schemas_dir.join(dir).display());
+        let versions = versions_in(&schemas_dir.join(dir));
+        let latest = *versions.last().unwrap_or_else(|| panic!("{dir} has no vN.avsc"));
+        assert!(versions.contains(&producer), "{subject}: producer_version {producer} has no schema file");
+        let mut code = String::new();
+        for v in &versions {
+            let path = schemas_dir.join(dir).join(format!("v{v}.avsc"));
+            println!("cargo:rerun-if-changed={}", path.display());
+            let body = generate(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let _ = writeln!(code, "/// Types of `{dir}/v{v}.avsc`.\npub mod v{v} {{\n{body}}}\n");
+        }
+        let abs = |v: u64| schemas_dir.join(dir).join(format!("v{v}.avsc")).display().to_string().replace('\\', "/");
+        let _ = writeln!(code, "pub use v{latest}::*;\n");
+        let _ = writeln!(code, "/// The subject's versions and their schema texts, oldest first.");
+        let list: Vec<String> = versions.iter().map(|v| format!("({v}, include_str!({:?}))", abs(*v))).collect();
+        let _ = writeln!(code, "pub const VERSIONS: &[(u32, &str)] = &[{}];", list.join(", "));
+        let _ = writeln!(code, "/// The version producers write (the manifest's `producer_version`).\npub const PRODUCER_VERSION: u32 = {producer};");
+        let _ = writeln!(
+            code,
+            "/// The schema producers write.\npub const SCHEMA_JSON: &str = include_str!({:?});",
+            abs(producer)
+        );
+        let _ = writeln!(code, "/// The reader's schema: the latest version, whose types are re-exported above.\npub const READER_SCHEMA_JSON: &str = include_str!({:?});", abs(latest));
+        let _ = writeln!(code, "/// The Schema Registry subject.\npub const SUBJECT: &str = {subject:?};");
+        std::fs::write(out_dir.join(format!("{}.rs", dir.replace('-', "_"))), code).expect("write generated code");
     }
+}
+
+/// The N of every `vN.avsc` in a directory, sorted.
+fn versions_in(dir: &Path) -> Vec<u64> {
+    let mut versions: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix('v')?.strip_suffix(".avsc")?.parse().ok()
+        })
+        .collect();
+    versions.sort_unstable();
+    versions
 }
 
 fn generate(path: &Path) -> Result<String, String> {

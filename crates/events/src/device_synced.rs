@@ -1,19 +1,17 @@
 //! `fitness.events.DeviceSynced`: a sync was validated and is safe in Kafka (not "processed").
+//!
+//! Generated from `schemas/device-synced/v*.avsc` and `schemas/manifest.json` at build time:
+//! `v1`, `v2`, … hold each version's types; the latest version's types are re-exported here and
+//! are what the processor reads every version into.
 
 use std::sync::OnceLock;
 
 use apache_avro::Schema;
 
-include!(concat!(env!("OUT_DIR"), "/device_synced_v1.rs"));
+include!(concat!(env!("OUT_DIR"), "/device_synced.rs"));
 
-/// The schema producers write, as committed in `schemas/`.
-pub const SCHEMA_JSON: &str = include_str!("../../../schemas/device-synced/v1.avsc");
-
-/// The Schema Registry subject under the topic-name strategy.
-pub const SUBJECT: &str = "device-synced-value";
-
-/// The parsed [`SCHEMA_JSON`]; also the processor's reader schema.
+/// The parsed reader schema (the latest version).
 pub fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
-    SCHEMA.get_or_init(|| Schema::parse_str(SCHEMA_JSON).expect("schemas/device-synced/v1.avsc is valid Avro"))
+    SCHEMA.get_or_init(|| Schema::parse_str(READER_SCHEMA_JSON).expect("the latest DeviceSynced schema is valid Avro"))
 }

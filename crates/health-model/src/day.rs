@@ -42,6 +42,12 @@ pub struct DayData {
     pub steps: Vec<StepEpoch>,
     /// (start, end, stage), sorted.
     pub sleep: Vec<(i64, i64, Stage)>,
+    /// (time, SpO2 %), sorted (DeviceSynced v2; empty from older trackers).
+    pub spo2: Vec<(i64, f64)>,
+    /// (end of the night, skin-temperature deviation °C) (v2).
+    pub skin_temperature: Vec<(i64, f64)>,
+    /// (time, on wrist?) wear-state changes, sorted (v2).
+    pub wear: Vec<(i64, bool)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,12 +67,22 @@ pub struct DayHrv {
     pub rr_coverage: f64,
 }
 
+/// SpO2 over the main sleep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spo2Night {
+    pub mean: f64,
+    pub min: f64,
+    pub samples: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DataQuality {
     pub hr_samples: u32,
     pub rr_intervals: u32,
     pub step_epochs: u32,
     pub wear_minutes: u32,
+    /// Minutes the tracker reported itself off the wrist (v2 wear events).
+    pub off_wrist_minutes: u32,
     pub coverage_pct: f64,
     pub low_coverage: bool,
 }
@@ -89,6 +105,10 @@ pub struct DaySummary {
     pub energy_kcal: Option<f64>,
     pub hrv: Option<DayHrv>,
     pub sleep: Option<SleepStats>,
+    /// SpO2 night mean and minimum (None without SpO2 data: older trackers, v1 events).
+    pub spo2_night: Option<Spo2Night>,
+    /// The night's skin-temperature deviation (None without data).
+    pub skin_temperature_deviation_c: Option<f64>,
     pub quality: DataQuality,
 }
 
@@ -254,11 +274,18 @@ pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
         _ => (None, None, None),
     };
 
-    // Non-wear: runs of >= 60 minutes with no HR and zero steps.
+    // Non-wear: minutes the tracker reported off the wrist, plus runs of >= 60 minutes with no
+    // HR and zero steps (Troiano) for trackers that do not report it.
+    let off_wrist = off_wrist_minutes(&data.wear, from, minute_hr.len());
     let mut wear = 0u32;
     let mut run = 0usize;
-    for (hr, steps) in minute_hr.iter().zip(&minute_steps) {
-        if hr.is_none() && *steps == 0.0 {
+    for (m, (hr, steps)) in minute_hr.iter().zip(&minute_steps).enumerate() {
+        if off_wrist[m] {
+            if run < NON_WEAR_RUN_MIN {
+                wear += run as u32;
+            }
+            run = 0;
+        } else if hr.is_none() && *steps == 0.0 {
             run += 1;
         } else {
             if run < NON_WEAR_RUN_MIN {
@@ -271,12 +298,20 @@ pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
     if run < NON_WEAR_RUN_MIN {
         wear += run as u32;
     }
+    let spo2_night = night_span.and_then(|(a, b)| {
+        let values: Vec<f64> = data.spo2.iter().filter(|(t, _)| *t >= a && *t < b).map(|s| s.1).collect();
+        let min = values.iter().copied().reduce(f64::min)?;
+        Some(Spo2Night { mean: values.iter().sum::<f64>() / values.len() as f64, min, samples: values.len() as u32 })
+    });
+    let skin_temperature_deviation_c =
+        data.skin_temperature.iter().filter(|(t, _)| *t > from && *t <= to).map(|s| s.1).next_back();
     let day_minutes = minute_hr.len().max(1) as f64;
     let quality = DataQuality {
         hr_samples: data.hr.iter().filter(|(t, _)| *t >= from && *t < to).count() as u32,
         rr_intervals: data.rr_runs.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, r)| r.len() as u32).sum(),
         step_epochs: day_steps.len() as u32,
         wear_minutes: wear,
+        off_wrist_minutes: off_wrist.iter().filter(|m| **m).count() as u32,
         coverage_pct: 100.0 * f64::from(wear) / day_minutes,
         low_coverage: wear < LOW_COVERAGE_WEAR_MIN,
     };
@@ -297,6 +332,36 @@ pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
         energy_kcal,
         hrv,
         sleep: sleep_stats,
+        spo2_night,
+        skin_temperature_deviation_c,
         quality,
     }
+}
+
+/// Which minutes of the day (from `from`) lie between an off-wrist event and the next on-wrist
+/// one; the state before the day's first event is taken from the events before the day.
+fn off_wrist_minutes(wear: &[(i64, bool)], from: i64, minutes: usize) -> Vec<bool> {
+    let mut out = vec![false; minutes];
+    let mut off_since: Option<i64> = None;
+    let mark = |a: i64, b: i64, out: &mut Vec<bool>| {
+        let first = ((a - from).max(0) / 60_000) as usize;
+        let last = ((b - from).max(0) as usize).div_ceil(60_000).min(minutes);
+        for m in out.iter_mut().take(last).skip(first) {
+            *m = true;
+        }
+    };
+    for &(t, on_wrist) in wear {
+        match (on_wrist, off_since) {
+            (false, None) => off_since = Some(t),
+            (true, Some(a)) => {
+                mark(a, t, &mut out);
+                off_since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(a) = off_since {
+        mark(a, from + minutes as i64 * 60_000, &mut out);
+    }
+    out
 }

@@ -16,7 +16,8 @@
 use std::collections::BTreeMap;
 
 use events::device_synced::{
-    AppInfo, DeviceInfo, HrQuality, HrSensorKind, Profile, Sex, SleepSegment, SleepStage, UtcOffsetSegment, Workout,
+    AppInfo, DeviceInfo, HrQuality, HrSensorKind, Profile, Sex, SleepSegment, SleepStage, UtcOffsetSegment, WearState,
+    Workout,
 };
 use serde_json::{Map, Value};
 
@@ -29,6 +30,10 @@ pub const HR_RANGE: std::ops::RangeInclusive<i64> = 25..=250;
 pub const RR_RANGE: std::ops::RangeInclusive<i64> = 270..=2000;
 /// Most steps per minute of an epoch.
 pub const MAX_STEPS_PER_MINUTE: i64 = 300;
+/// Blood-oxygen saturation a living person can have, in percent.
+pub const SPO2_RANGE: std::ops::RangeInclusive<i64> = 70..=100;
+/// Plausible nightly skin-temperature deviation from baseline, in degrees Celsius.
+pub const SKIN_TEMPERATURE_RANGE: std::ops::RangeInclusive<f64> = -5.0..=5.0;
 
 /// A command that passed validation. Times are UTC epoch ms corrected for the device's skew.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +60,12 @@ pub struct ValidSync {
     pub sleep: Vec<SleepSegment>,
     pub workouts: Vec<Workout>,
     pub profile: Option<Profile>,
+    /// (time, percent), sorted.
+    pub spo2: Vec<(i64, i32)>,
+    /// (end of the night, deviation °C).
+    pub skin_temperature: Vec<(i64, f32)>,
+    /// (time, state), sorted.
+    pub wear: Vec<(i64, WearState)>,
     pub dropped: BTreeMap<String, i32>,
 }
 
@@ -447,6 +458,47 @@ pub fn parse_command(
         workouts.extend(parsed);
     }
 
+    let spo2_items = r.array(root, "", "spo2");
+    r.limit(spo2_items.len(), limits, "/spo2");
+    let mut spo2 = Vec::with_capacity(spo2_items.len());
+    for (i, item) in spo2_items.iter().enumerate() {
+        let ptr = format!("/spo2/{i}");
+        let Some(s) = r.object(item, &ptr) else { continue };
+        if let (Some(t), Some(percent)) = (r.integer(s, &ptr, "t"), r.integer(s, &ptr, "percent")) {
+            if r.within_window(t, window, format!("{ptr}/t")) {
+                spo2.push((t, percent));
+            }
+        }
+    }
+    let skin_items = r.array(root, "", "skin_temperature");
+    r.limit(skin_items.len(), limits, "/skin_temperature");
+    let mut skin = Vec::with_capacity(skin_items.len());
+    for (i, item) in skin_items.iter().enumerate() {
+        let ptr = format!("/skin_temperature/{i}");
+        let Some(s) = r.object(item, &ptr) else { continue };
+        let end = r.integer(s, &ptr, "night_end_ms");
+        let deviation = r.number_in(s, &ptr, "deviation_c", -1000.0..=1000.0);
+        if let (Some(end), Some(d)) = (end, deviation) {
+            if r.within_window(end, window, format!("{ptr}/night_end_ms")) {
+                skin.push((end, d));
+            }
+        }
+    }
+    let wear_items = r.array(root, "", "wear");
+    r.limit(wear_items.len(), limits, "/wear");
+    let mut wear = Vec::with_capacity(wear_items.len());
+    for (i, item) in wear_items.iter().enumerate() {
+        let ptr = format!("/wear/{i}");
+        let Some(w) = r.object(item, &ptr) else { continue };
+        let t = r.integer(w, &ptr, "t");
+        let state = r.one_of(w, &ptr, "state", &[("on_wrist", WearState::OnWrist), ("off_wrist", WearState::OffWrist)]);
+        if let (Some(t), Some(state)) = (t, state) {
+            if r.within_window(t, window, format!("{ptr}/t")) {
+                wear.push((t, state));
+            }
+        }
+    }
+
     let (
         Some(sync_id),
         Some(device),
@@ -481,9 +533,13 @@ pub fn parse_command(
         sleep: Vec::new(),
         workouts: Vec::new(),
         profile,
+        spo2: Vec::new(),
+        skin_temperature: Vec::new(),
+        wear: Vec::new(),
         dropped: BTreeMap::new(),
     };
     clean_samples(&mut sync, heart_rate, rr_raw, steps, sleep, workouts, limits);
+    clean_v2_samples(&mut sync, spo2, skin, wear, limits);
     Ok(sync)
 }
 
@@ -663,6 +719,55 @@ fn clean_samples(
         match reason {
             Some(r) => sync.drop_sample(r),
             None => sync.workouts.push(w),
+        }
+    }
+}
+
+/// The samples DeviceSynced v2 added: SpO2, nightly skin temperature, wear-state events.
+fn clean_v2_samples(
+    sync: &mut ValidSync,
+    mut spo2: Vec<(i64, i64)>,
+    skin: Vec<(i64, f64)>,
+    mut wear: Vec<(i64, WearState)>,
+    limits: &Limits,
+) {
+    let skew = sync.skew_ms;
+    let latest = sync.phone_time_ms + limits.future_tolerance.as_millis() as i64;
+    let oldest = sync.phone_time_ms - limits.max_sample_age.as_millis() as i64;
+    let time_check = |t: i64| (t > latest).then_some("time_in_future").or((t < oldest).then_some("time_too_old"));
+    spo2.sort_by_key(|s| s.0);
+    for (t, percent) in spo2 {
+        let t = t + skew;
+        let reason = if matches!(percent, -1 | 0 | 127 | 255) {
+            Some("spo2_no_reading")
+        } else if !SPO2_RANGE.contains(&percent) {
+            Some("spo2_out_of_range")
+        } else {
+            time_check(t)
+        };
+        match reason {
+            Some(r) => sync.drop_sample(r),
+            None => sync.spo2.push((t, percent as i32)),
+        }
+    }
+    for (end, deviation) in skin {
+        let end = end + skew;
+        let reason = if SKIN_TEMPERATURE_RANGE.contains(&deviation) {
+            time_check(end)
+        } else {
+            Some("skin_temperature_out_of_range")
+        };
+        match reason {
+            Some(r) => sync.drop_sample(r),
+            None => sync.skin_temperature.push((end, deviation as f32)),
+        }
+    }
+    wear.sort_by_key(|w| w.0);
+    for (t, state) in wear {
+        let t = t + skew;
+        match time_check(t) {
+            Some(r) => sync.drop_sample(r),
+            None => sync.wear.push((t, state)),
         }
     }
 }

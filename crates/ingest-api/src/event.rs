@@ -1,6 +1,9 @@
 //! A validated command becomes one DeviceSynced event, in the compact form of the schema.
 
-use events::device_synced::{ClockInfo, HeartRateSeries, RrBlock, SequenceRange, StepSeries, TimeZoneInfo};
+use events::device_synced::{
+    ClockInfo, HeartRateSeries, RrBlock, SequenceRange, SkinTemperatureNight, Spo2Series, StepSeries, TimeZoneInfo,
+    WearEvent,
+};
 use events::DeviceSynced;
 
 use crate::command::ValidSync;
@@ -61,6 +64,16 @@ pub fn device_synced(
         sleep: sync.sleep,
         workouts: sync.workouts,
         profile: sync.profile,
+        spo2: (!sync.spo2.is_empty()).then(|| Spo2Series {
+            time_deltas_ms: deltas(origin, sync.spo2.iter().map(|s| s.0)),
+            percent: sync.spo2.iter().map(|s| s.1).collect(),
+        }),
+        skin_temperature: sync
+            .skin_temperature
+            .iter()
+            .map(|&(night_end_ms, deviation_c)| SkinTemperatureNight { night_end_ms, deviation_c })
+            .collect(),
+        wear_events: sync.wear.iter().map(|&(time_ms, state)| WearEvent { time_ms, state }).collect(),
         dropped_samples: sync.dropped.into_iter().collect(),
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{Datelike, NaiveDate};
-use events::device_synced::{SleepStage, UtcOffsetSegment};
+use events::device_synced::{SleepStage, UtcOffsetSegment, WearState};
 use events::DeviceSynced;
 use health_model::day::{DayData, StepEpoch};
 use health_model::sleep::Stage;
@@ -23,11 +23,26 @@ pub struct Chunk {
     pub steps: Vec<(i64, i32, i32, f32)>,
     /// (start, end, stage)
     pub sleep: Vec<(i64, i64, Stage)>,
+    /// (time, SpO2 %), from DeviceSynced v2; absent in chunks of v1 events.
+    #[serde(default)]
+    pub spo2: Vec<(i64, i32)>,
+    /// (end of the night, skin-temperature deviation °C), v2.
+    #[serde(default)]
+    pub skin_temperature: Vec<(i64, f32)>,
+    /// (time, on wrist?), v2.
+    #[serde(default)]
+    pub wear: Vec<(i64, bool)>,
 }
 
 impl Chunk {
     pub fn samples(&self) -> usize {
-        self.hr_t.len() + self.rr.iter().map(|r| r.1.len()).sum::<usize>() + self.steps.len() + self.sleep.len()
+        self.hr_t.len()
+            + self.rr.iter().map(|r| r.1.len()).sum::<usize>()
+            + self.steps.len()
+            + self.sleep.len()
+            + self.spo2.len()
+            + self.skin_temperature.len()
+            + self.wear.len()
     }
 }
 
@@ -93,6 +108,19 @@ pub fn chunks_of(event: &DeviceSynced) -> BTreeMap<NaiveDate, (i32, Chunk)> {
     for seg in &event.sleep {
         chunk_at(&mut out, offsets, seg.start_ms).sleep.push((seg.start_ms, seg.end_ms, stage(seg.stage)));
     }
+    if let Some(spo2) = &event.spo2 {
+        let mut t = event.window_start_ms;
+        for (d, &percent) in spo2.time_deltas_ms.iter().zip(&spo2.percent) {
+            t += d;
+            chunk_at(&mut out, offsets, t).spo2.push((t, percent));
+        }
+    }
+    for night in &event.skin_temperature {
+        chunk_at(&mut out, offsets, night.night_end_ms).skin_temperature.push((night.night_end_ms, night.deviation_c));
+    }
+    for w in &event.wear_events {
+        chunk_at(&mut out, offsets, w.time_ms).wear.push((w.time_ms, w.state == WearState::OnWrist));
+    }
     out
 }
 
@@ -152,11 +180,29 @@ pub fn assemble(date: NaiveDate, offset_minutes: i32, chunks: &[(NaiveDate, Stri
                 data.sleep.push((a, b, st));
             }
         }
+        for &(t, percent) in &chunk.spo2 {
+            if keep(4, t, 1) {
+                data.spo2.push((t, f64::from(percent)));
+            }
+        }
+        for &(t, deviation) in &chunk.skin_temperature {
+            if keep(5, t, 1) {
+                data.skin_temperature.push((t, f64::from(deviation)));
+            }
+        }
+        for &(t, on_wrist) in &chunk.wear {
+            if keep(6, t, 1) {
+                data.wear.push((t, on_wrist));
+            }
+        }
     }
     data.hr.sort_by_key(|s| s.0);
     data.rr_runs.sort_by_key(|r| r.0);
     data.steps.sort_by_key(|s| s.start_ms);
     data.sleep.sort_by_key(|s| s.0);
+    data.spo2.sort_by_key(|s| s.0);
+    data.skin_temperature.sort_by_key(|s| s.0);
+    data.wear.sort_by_key(|w| w.0);
     (data, received, duplicates)
 }
 

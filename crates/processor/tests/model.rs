@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use common::{produce_event, spawn_processor, TestProcessor};
 use diesel::prelude::*;
+use events::device_synced::v1;
 use events::device_synced::*;
 use events::DeviceSynced;
 use processor::schema::{daily_metrics, rolling_metrics, sync_status};
@@ -192,4 +193,83 @@ async fn late_and_re_sent_data_give_the_same_model_as_in_order_data() {
     assert_eq!(dup, 360 + 30, "the re-sync's 360 HR samples and 30 step epochs were dropped as duplicates");
     in_order.stop().await;
     shuffled.stop().await;
+}
+
+#[actix_web::test]
+async fn v1_and_v2_events_in_one_partition_are_both_processed() {
+    let p = spawn_processor().await;
+    let registry = testkit::schema_registry_url();
+    // An old producer, with the v1 schema registered as version 1 of the subject.
+    let v1_schema = VERSIONS[0].1;
+    let old_encoder = events::EventEncoder::new(&registry, &p.settings.topic, v1_schema).unwrap();
+    let mut as_json = serde_json::to_value(run("u-mixed", 0)).unwrap();
+    for field in ["spo2", "skin_temperature", "wear_events"] {
+        as_json.as_object_mut().unwrap().remove(field);
+    }
+    let old: v1::DeviceSynced = serde_json::from_value(as_json).unwrap();
+    let payload = old_encoder.encode(&old).await.unwrap();
+    let (p1, _) = common::produce(&p.settings.topic, &old.user_id, &payload, &old.sync_id).await;
+
+    // The current producer writes v2, with SpO2 over the night and an hour off the wrist.
+    let mut new = night("u-mixed", 0);
+    let night_start = new.window_start_ms;
+    let percents: Vec<i32> = (0..480).map(|m| [96, 95, 88, 97][m % 4]).collect();
+    new.spo2 = Some(Spo2Series {
+        time_deltas_ms: std::iter::once(0).chain(std::iter::repeat_n(MIN, 479)).collect(),
+        percent: percents.clone(),
+    });
+    let noon = day0() + 12 * HOUR;
+    new.wear_events = vec![
+        WearEvent { time_ms: noon, state: WearState::OffWrist },
+        WearEvent { time_ms: noon + HOUR, state: WearState::OnWrist },
+    ];
+    let (p2, _) = produce_event(&p.settings.topic, &new).await;
+    assert_eq!(p1, p2, "one user, one partition");
+    wait_processed(&p, &[&new]).await;
+    let old_id: uuid::Uuid = old.sync_id.parse().unwrap();
+    eventually(Duration::from_secs(30), "the v1 event processed", || {
+        sync_status::table
+            .find(old_id)
+            .select(sync_status::outcome)
+            .first::<String>(&mut p.conn())
+            .ok()
+            .filter(|o| o == "processed")
+    })
+    .await;
+
+    let versions: serde_json::Value = reqwest::get(format!("{registry}/subjects/{}-value/versions", p.settings.topic))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions, serde_json::json!([1, 2]), "v1 then v2 registered under the subject");
+
+    let t = tables(&p, "u-mixed");
+    let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let summary = &t.daily.iter().find(|r| r.0 == day).expect("the day").4;
+    // The v1 run counts; the v2 night's SpO2 gives the night mean and minimum.
+    assert_eq!(summary["steps"], 30.0 * 140.0);
+    let in_sleep: Vec<f64> = percents.iter().map(|&v| f64::from(v)).collect();
+    let mean = in_sleep.iter().sum::<f64>() / in_sleep.len() as f64;
+    assert!((summary["spo2_night"]["mean"].as_f64().unwrap() - mean).abs() < 1e-9, "{summary}");
+    assert_eq!(summary["spo2_night"]["min"], 88.0);
+    assert_eq!(summary["quality"]["off_wrist_minutes"], 60);
+    assert!(night_start < noon);
+    p.stop().await;
+}
+
+#[actix_web::test]
+async fn without_v2_data_the_model_degrades_cleanly() {
+    let p = spawn_processor().await;
+    let e = night("u-v1only", 0);
+    produce_event(&p.settings.topic, &e).await;
+    wait_processed(&p, &[&e]).await;
+    let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let summary = tables(&p, "u-v1only").daily.into_iter().find(|r| r.0 == day).expect("the day").4;
+    assert!(summary["spo2_night"].is_null());
+    assert!(summary["skin_temperature_deviation_c"].is_null());
+    assert_eq!(summary["quality"]["off_wrist_minutes"], 0);
+    assert_eq!(summary["resting_hr"], 50.0);
+    p.stop().await;
 }

@@ -92,3 +92,9 @@ impl From<r2d2::Error> for ApiError {
         ApiError::StoreTimeout(e.to_string())
     }
 }
+
+impl From<avro_compat::UnknownLevel> for ApiError {
+    fn from(e: avro_compat::UnknownLevel) -> Self {
+        ApiError::InvalidCompatibilityLevel(e.0)
+    }
+}

@@ -3,7 +3,7 @@
 //! The embedded default for `make run` and the tests; in production the services point at
 //! Confluent Schema Registry, Karapace or Redpanda instead.
 
-pub mod compat;
+pub use avro_compat as compat;
 pub mod error;
 pub mod registry;
 pub mod routes;

@@ -122,7 +122,7 @@ pub fn level(conn: &mut PgConnection, subject: &str) -> Result<Level, ApiError> 
         Some(level) => Some(level),
         None => store::config(conn, GLOBAL)?,
     };
-    configured.map(|l| l.parse()).unwrap_or(Ok(DEFAULT_LEVEL))
+    Ok(configured.map(|l| l.parse()).transpose()?.unwrap_or(DEFAULT_LEVEL))
 }
 
 /// Versions of a subject; 40401 when it has none (or only soft-deleted ones, unless included).

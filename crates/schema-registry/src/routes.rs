@@ -340,7 +340,7 @@ async fn get_subject_config(
 ) -> Result<HttpResponse, ApiError> {
     let (subject, to_global) = (subject.into_inner(), flags.default_to_global);
     let level = db(&state, move |c| match store::config(c, &subject)? {
-        Some(l) => l.parse::<Level>(),
+        Some(l) => Ok(l.parse::<Level>()?),
         None if to_global => registry::level(c, GLOBAL),
         None => Err(ApiError::SubjectConfigNotFound(subject)),
     })

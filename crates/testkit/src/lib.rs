@@ -148,6 +148,9 @@ pub fn sample_device_synced(user_id: &str, device_id: &str) -> DeviceSynced {
         sleep: vec![],
         workouts: vec![],
         profile: Some(Profile { birth_year: 1988, sex: Sex::Female, weight_kg: 61.5, height_cm: 168.0, hr_max: None }),
+        spo2: None,
+        skin_temperature: vec![],
+        wear_events: vec![],
         dropped_samples: [("hr_out_of_range".to_string(), 1)].into_iter().collect(),
     }
 }

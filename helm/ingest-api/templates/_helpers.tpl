@@ -1,0 +1,143 @@
+{{/* Chart name, at most 63 characters. */}}
+{{- define "ingest-api.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name of the resources: release name and chart name, at most 63 characters. */}}
+{{- define "ingest-api.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ingest-api.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ingest-api.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: api
+{{- end -}}
+
+{{- define "ingest-api.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "ingest-api.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: fitness
+{{- end -}}
+
+{{/*
+The settings the umbrella chart shares between the services (kafka, schemaRegistry, secrets,
+image tag and pull policy): this chart's values with global.fitness laid over them. A global
+value applies when it is set (not empty, zero or false).
+*/}}
+{{- define "ingest-api.settings" -}}
+{{- $global := get (.Values.global | default dict) "fitness" | default dict -}}
+{{- $own := dict "kafka" .Values.kafka "schemaRegistry" .Values.schemaRegistry "secrets" .Values.secrets "image" (pick .Values.image "tag" "digest" "pullPolicy") -}}
+{{- toYaml (mergeOverwrite (deepCopy $own) (deepCopy $global)) -}}
+{{- end -}}
+
+{{- define "ingest-api.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "ingest-api.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ingest-api.secretName" -}}
+{{- $s := include "ingest-api.settings" . | fromYaml -}}
+{{- default (include "ingest-api.fullname" .) $s.secrets.existingSecret -}}
+{{- end -}}
+
+{{- define "ingest-api.image" -}}
+{{- $s := include "ingest-api.settings" . | fromYaml -}}
+{{- if $s.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository $s.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion $s.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A value as an environment variable's text: whole numbers without an exponent. */}}
+{{- define "ingest-api.envValue" -}}
+{{- if kindIs "float64" . -}}{{- if eq (floor .) . -}}{{- int64 . -}}{{- else -}}{{- . -}}{{- end -}}{{- else -}}{{- . -}}{{- end -}}
+{{- end -}}
+
+{{/* Fails the rendering, with what to do, when the values cannot work. */}}
+{{- define "ingest-api.validate" -}}
+{{- $s := include "ingest-api.settings" . | fromYaml -}}
+{{- if not $s.kafka.bootstrapServers -}}
+{{- fail "kafka.bootstrapServers is required: the Kafka bootstrap servers, e.g. fitness-kafka-bootstrap.kafka:9093 (in the fitness chart: global.fitness.kafka.bootstrapServers)" -}}
+{{- end -}}
+{{- if not (or $s.schemaRegistry.url $s.schemaRegistry.urlFromSecret) -}}
+{{- fail "schemaRegistry.url is required: the Confluent-compatible Schema Registry, e.g. http://schema-registry.kafka:8081 (or set schemaRegistry.urlFromSecret to read it, with credentials, from the Secret)" -}}
+{{- end -}}
+{{- if and $s.secrets.existingSecret $s.secrets.create -}}
+{{- fail "secrets.existingSecret and secrets.create are both set: use one (existingSecret in production)" -}}
+{{- end -}}
+{{- if not (or $s.secrets.existingSecret $s.secrets.create) -}}
+{{- fail (printf "secrets.existingSecret is required: the name of a Secret with the keys %s and %s (see README.md, \"Secrets\"). For a test or a demo only, set secrets.create=true with secrets.databaseUrl and secrets.authTokenSecret instead (the values are then kept in Helm's release history)." $s.secrets.keys.databaseUrl $s.secrets.keys.authTokenSecret) -}}
+{{- end -}}
+{{- if $s.secrets.create -}}
+{{- $_ := required "secrets.databaseUrl is required with secrets.create=true" $s.secrets.databaseUrl -}}
+{{- if lt (len (required "secrets.authTokenSecret is required with secrets.create=true" $s.secrets.authTokenSecret)) 16 -}}
+{{- fail "secrets.authTokenSecret is shorter than 16 bytes: use a long random value, e.g. openssl rand -hex 32" -}}
+{{- end -}}
+{{- if $s.kafka.sasl.enabled -}}
+{{- $_ := required "secrets.kafkaSaslUsername is required with secrets.create=true and kafka.sasl.enabled" $s.secrets.kafkaSaslUsername -}}
+{{- $_ := required "secrets.kafkaSaslPassword is required with secrets.create=true and kafka.sasl.enabled" $s.secrets.kafkaSaslPassword -}}
+{{- end -}}
+{{- if $s.schemaRegistry.urlFromSecret -}}
+{{- $_ := required "secrets.schemaRegistryUrl is required with secrets.create=true and schemaRegistry.urlFromSecret" $s.secrets.schemaRegistryUrl -}}
+{{- end -}}
+{{- end -}}
+{{- range $key, $_ := $s.kafka.config -}}
+{{- if regexMatch "(?i)(password|secret|sasl\\.username|sasl\\.jaas|private|key\\.pem)" $key -}}
+{{- fail (printf "kafka.config.%s looks like a secret: credentials come from the Secret (kafka.sasl.enabled), never from values" $key) -}}
+{{- end -}}
+{{- if not (regexMatch "^[a-z0-9]+(\\.[a-z0-9]+)*$" $key) -}}
+{{- fail (printf "kafka.config.%s: librdkafka property names here are lower case words joined by dots (each becomes a KAFKA_* variable)" $key) -}}
+{{- end -}}
+{{- if eq $key "bootstrap.servers" -}}
+{{- fail "kafka.config.bootstrap.servers: use kafka.bootstrapServers" -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (not (dig "requests" "cpu" "" .Values.resources)) -}}
+{{- fail "autoscaling.enabled needs resources.requests.cpu: the HPA scales on CPU utilisation of the request" -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
+{{- fail "autoscaling.minReplicas is above autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ConfigMap's settings: every variable of README.md's table that applies, but secrets. */}}
+{{- define "ingest-api.configData" -}}
+{{- $s := include "ingest-api.settings" . | fromYaml -}}
+{{- $c := .Values.config -}}
+INGEST_LISTEN_ADDR: "0.0.0.0:8080"
+KAFKA_BOOTSTRAP_SERVERS: {{ $s.kafka.bootstrapServers | quote }}
+{{- if not $s.schemaRegistry.urlFromSecret }}
+SCHEMA_REGISTRY_URL: {{ $s.schemaRegistry.url | quote }}
+{{- end }}
+INGEST_TOPIC: {{ $s.kafka.topic | quote }}
+RUST_LOG: {{ $c.rustLog | quote }}
+LOG_FORMAT: {{ $c.logFormat | quote }}
+INGEST_MAX_BODY_BYTES: {{ $c.maxBodyBytes | int64 | quote }}
+INGEST_MAX_SAMPLES_PER_KIND: {{ $c.maxSamplesPerKind | int64 | quote }}
+INGEST_MAX_SAMPLE_AGE_DAYS: {{ $c.maxSampleAgeDays | int64 | quote }}
+INGEST_FUTURE_TOLERANCE_SECONDS: {{ $c.futureToleranceSeconds | int64 | quote }}
+INGEST_DELIVERY_TIMEOUT_MS: {{ $c.deliveryTimeoutMs | int64 | quote }}
+INGEST_PRODUCER_QUEUE_MAX_MESSAGES: {{ $c.producerQueueMaxMessages | int64 | quote }}
+INGEST_READ_POOL_SIZE: {{ $c.readPoolSize | int64 | quote }}
+INGEST_READ_MAX_WAIT_MS: {{ $c.readMaxWaitMs | int64 | quote }}
+INGEST_READ_MAX_DAYS: {{ $c.readMaxDays | int64 | quote }}
+{{- range $key, $value := $s.kafka.config }}
+{{ printf "KAFKA_%s" ($key | upper | replace "." "_") }}: {{ include "ingest-api.envValue" $value | quote }}
+{{- end }}
+{{- end -}}
