@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/fitness/target
 export FITNESS_TOOLS_DIR ?= $(HOME)/.cache/fitness/tools
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run stop test lint build fmt tools schemas-check schemas-diff schemas-register helm-check
+.PHONY: help run stop test lint build fmt tools schemas-check schemas-diff schemas-register helm-check bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ schemas-diff: ## What changed between the last two versions of each schema, in w
 REGISTRY ?= http://127.0.0.1:8081
 schemas-register: ## Set levels and register new versions at REGISTRY (dry run; APPLY=1 to apply)
 	cargo run -q --locked -p schema-tool --bin schemas -- register --registry $(REGISTRY) $(if $(APPLY),--apply)
+
+bench: ## Micro and system benchmarks against release builds; writes docs/benchmarks.md
+	@deploy/bench.sh
 
 helm-check: ## Lint, render and validate the Helm charts and the Compose file offline (tools from PyPI, cached)
 	@deploy/helm-check.sh

@@ -19,7 +19,7 @@ stop_leftovers() {
     [[ -f $CHILDREN_FILE ]] || return 0
     local pid left=()
     while read -r pid; do
-        if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE 'nisshi|schema-registry|processor|ingest-api|devsim|demo-feed|tail -n 0 -F'; then
+        if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE 'nisshi|schema-registry|processor|ingest-api|devsim|tail -n 0 -F'; then
             left+=("$pid")
         fi
     done <"$CHILDREN_FILE"
@@ -127,11 +127,12 @@ say "starting ingest-api on http://$INGEST_LISTEN_ADDR"
 start ingest-api "$BIN/ingest-api"
 wait_for_http "http://$INGEST_LISTEN_ADDR/healthz" "${PIDS[-1]}" "ingest-api" "$LOG_DIR/ingest-api.log"
 
-DEVICE_TOKEN=$("$BIN/ingest-api" token --device demo-band --user demo-user --ttl-hours 720)
-USER_TOKEN=$("$BIN/ingest-api" token --user demo-user --ttl-hours 720)
+USER_TOKEN=$("$BIN/ingest-api" token --user sim-user-0 --ttl-hours 720)
 
-# Demo traffic through the real endpoint (the device simulator will replace it).
-start demo-feed deploy/demo-feed.sh "$BIN/ingest-api" "http://$INGEST_LISTEN_ADDR/v1/devices/demo-band/syncs" "$DEVICE_TOKEN" 5
+say "starting the device simulator: 5 users, 30 days of history, then a sync every 5 minutes"
+# --speed 1: simulated time follows the wall clock, so the dashboard's window ends today.
+start devsim "$BIN/devsim" run --url "http://$INGEST_LISTEN_ADDR" --users 5 --backfill-days 30 \
+    --backfill-interval 1h --sync-interval 5m --speed 1 --progress-every 30s
 
 cat <<INFO
 
@@ -143,12 +144,13 @@ cat <<INFO
     database            $DATABASE_URL   (psql "$DATABASE_URL" -c 'table sync_status')
     logs                $LOG_DIR/*.log
 
-  Data flows: a demo device posts a standard sync every 5 s (log: $LOG_DIR/demo-feed.log).
-  Dashboard of the demo user (the token is in the fragment, never sent to the server):
-    http://$INGEST_LISTEN_ADDR/dashboard#user=demo-user&token=$USER_TOKEN
-  Read the demo user's health model:
-    curl -s -H "Authorization: Bearer $USER_TOKEN" http://$INGEST_LISTEN_ADDR/v1/users/demo-user/days
-    curl -s -H "Authorization: Bearer $USER_TOKEN" http://$INGEST_LISTEN_ADDR/v1/users/demo-user/model
+  Data flows: the simulator backfills 30 days for 5 users, then syncs every 5 minutes
+  (log: $LOG_DIR/devsim.log; the backfill takes a few minutes to process).
+  Dashboard of simulated user sim-user-0 (the token is in the fragment, never sent to the server):
+    http://$INGEST_LISTEN_ADDR/dashboard#user=sim-user-0&token=$USER_TOKEN
+  Read that user's health model:
+    curl -s -H "Authorization: Bearer $USER_TOKEN" http://$INGEST_LISTEN_ADDR/v1/users/sim-user-0/days
+    curl -s -H "Authorization: Bearer $USER_TOKEN" http://$INGEST_LISTEN_ADDR/v1/users/sim-user-0/model
   Send one yourself:
     TOKEN=\$($BIN/ingest-api token --device my-band --user me)
     $BIN/ingest-api example-sync | curl -s -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' \\
@@ -159,7 +161,7 @@ cat <<INFO
 INFO
 
 # Follow the services' logs until stopped; exit if any of them dies.
-tail -n 0 -F "$LOG_DIR"/processor.log "$LOG_DIR"/ingest-api.log "$LOG_DIR"/demo-feed.log &
+tail -n 0 -F "$LOG_DIR"/processor.log "$LOG_DIR"/devsim.log &
 TAIL_PID=$!
 echo "$TAIL_PID" >>"$CHILDREN_FILE"
 while true; do

@@ -1,0 +1,392 @@
+//! `devsim load`: standard syncs (the spec's benchmark unit, [`ingest_api::example::standard_sync`])
+//! at a fixed rate, or as fast as `concurrency` connections allow, with HDR latency percentiles.
+//!
+//! Fixed rate is an open loop: request `i` is due at `i / rate` whatever happened before, and its
+//! latency counts from then (see [`crate::latency`]), so a stalled server cannot hide behind a
+//! stalled generator. `max` is a closed loop of `concurrency` workers, a throughput measurement:
+//! its latency is the service time.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use ingest_api::config::Secret;
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::Client;
+use crate::latency::{LatencyStats, Percentiles, Schedule, Timing};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    PerSecond(f64),
+    Max,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub url: String,
+    pub secret: Secret,
+    pub rate: Rate,
+    /// Most requests in flight (fixed rate), or the number of workers (max).
+    pub concurrency: usize,
+    pub duration: Option<Duration>,
+    pub count: Option<u64>,
+    /// Distinct devices (and users) the syncs come from.
+    pub devices: usize,
+    /// One sync in this many carries a night's sleep (the spec's standard sync: one in eight).
+    pub sleep_every: u64,
+    pub gzip: bool,
+    pub timeout: Duration,
+    /// Print a progress line this often (None: quiet).
+    pub progress_every: Option<Duration>,
+    pub seed: u64,
+}
+
+/// What one request came to: an HTTP status, or None when no answer came (connection error,
+/// timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: Option<u16>,
+    pub bytes_sent: u64,
+}
+
+/// How requests are paced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    Fixed(Schedule),
+    Max,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub pace: Pace,
+    pub concurrency: usize,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+}
+
+/// Counters of a run, shared by the request tasks.
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    pub latency: LatencyStats,
+    pub sent: u64,
+    pub completed: u64,
+    pub answered: u64,
+    pub accepted: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub bytes_sent: u64,
+    /// When the last request completed, from the start.
+    pub last_done: Duration,
+}
+
+impl LoadStats {
+    pub fn record(&mut self, timing: &Timing, outcome: &Outcome) {
+        self.latency.record(timing);
+        self.completed += 1;
+        self.bytes_sent += outcome.bytes_sent;
+        self.last_done = self.last_done.max(timing.done);
+        match outcome.status {
+            Some(202) => {
+                self.answered += 1;
+                self.accepted += 1;
+            }
+            Some(s) => {
+                self.answered += 1;
+                *self.errors.entry(s.to_string()).or_default() += 1;
+            }
+            None => *self.errors.entry("transport".into()).or_default() += 1,
+        }
+    }
+}
+
+/// Sends requests `0, 1, 2, …` through `send` as the plan says, until the count or the duration
+/// is reached or `stop` fires, recording every request's [`Timing`] in `stats`. Returns when
+/// every request sent has completed.
+pub async fn drive<F, Fut>(plan: Plan, send: F, stats: Arc<Mutex<LoadStats>>, stop: CancellationToken)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let start = Instant::now();
+    let send = Arc::new(send);
+    let concurrency = plan.concurrency.max(1);
+    let more = {
+        let stop = stop.clone();
+        move |i: u64, due: Duration| {
+            plan.count.is_none_or(|c| i < c) && plan.duration.is_none_or(|d| due < d) && !stop.is_cancelled()
+        }
+    };
+    match plan.pace {
+        Pace::Fixed(schedule) => {
+            let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut i = 0u64;
+            while more(i, schedule.intended(i)) {
+                let intended = schedule.intended(i);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep_until(start + intended) => {}
+                }
+                // Waiting here for a free slot delays the send, not the intended time.
+                let permit = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                };
+                stats.lock().expect("stats lock").sent += 1;
+                let (send, stats) = (send.clone(), stats.clone());
+                tasks.spawn(async move {
+                    let sent = start.elapsed();
+                    let outcome = send(i).await;
+                    let timing = Timing { intended, sent, done: start.elapsed() };
+                    stats.lock().expect("stats lock").record(&timing, &outcome);
+                    drop(permit);
+                });
+                while tasks.try_join_next().is_some() {}
+                i += 1;
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+        Pace::Max => {
+            let next = Arc::new(AtomicU64::new(0));
+            let more = Arc::new(more);
+            let mut workers = tokio::task::JoinSet::new();
+            for _ in 0..concurrency {
+                let (send, stats, next, more) = (send.clone(), stats.clone(), next.clone(), more.clone());
+                workers.spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let sent = start.elapsed();
+                        if !more(i, sent) {
+                            break;
+                        }
+                        stats.lock().expect("stats lock").sent += 1;
+                        let outcome = send(i).await;
+                        let timing = Timing { intended: sent, sent, done: start.elapsed() };
+                        stats.lock().expect("stats lock").record(&timing, &outcome);
+                    }
+                });
+            }
+            while workers.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// The report of a load run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub url: String,
+    pub mode: &'static str,
+    pub target_rate_per_s: Option<f64>,
+    pub concurrency: usize,
+    pub gzip: bool,
+    pub elapsed_s: f64,
+    pub requests: u64,
+    pub completed: u64,
+    pub answered: u64,
+    pub accepted: u64,
+    /// Answers other than 202 by status, and `transport` for requests that got no answer.
+    pub errors: BTreeMap<String, u64>,
+    pub throughput_per_s: f64,
+    pub accepted_per_s: f64,
+    pub bytes_sent: u64,
+    /// What the latency is measured from.
+    pub latency_basis: &'static str,
+    pub latency_ms: Percentiles,
+    /// Fixed rate only: from the actual send, for comparison (it hides queueing).
+    pub service_time_ms: Option<Percentiles>,
+}
+
+impl LoadReport {
+    fn new(config: &LoadConfig, stats: &LoadStats, elapsed: Duration) -> Self {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let fixed = matches!(config.rate, Rate::PerSecond(_));
+        Self {
+            url: config.url.clone(),
+            mode: if fixed { "fixed-rate" } else { "max" },
+            target_rate_per_s: match config.rate {
+                Rate::PerSecond(r) => Some(r),
+                Rate::Max => None,
+            },
+            concurrency: config.concurrency,
+            gzip: config.gzip,
+            elapsed_s: (secs * 1_000.0).round() / 1_000.0,
+            requests: stats.sent,
+            completed: stats.completed,
+            answered: stats.answered,
+            accepted: stats.accepted,
+            errors: stats.errors.clone(),
+            throughput_per_s: (stats.completed as f64 / secs * 10.0).round() / 10.0,
+            accepted_per_s: (stats.accepted as f64 / secs * 10.0).round() / 10.0,
+            bytes_sent: stats.bytes_sent,
+            latency_basis: if fixed {
+                "intended send time (schedule): corrected for coordinated omission"
+            } else {
+                "actual send time (closed loop of concurrency workers)"
+            },
+            latency_ms: Percentiles::of(&stats.latency.latency),
+            service_time_ms: fixed.then(|| Percentiles::of(&stats.latency.service)),
+        }
+    }
+
+    /// The report for people.
+    pub fn render(&self) -> String {
+        let rate = self.target_rate_per_s.map_or("as fast as possible".to_owned(), |r| format!("{r}/s"));
+        let errors = if self.errors.is_empty() {
+            "none".to_owned()
+        } else {
+            self.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+        };
+        let mut s = format!(
+            "devsim load: {} at {rate}, concurrency {}{}\n  \
+             requests {}  completed {}  202 {}  errors {errors}\n  \
+             elapsed {:.2} s  throughput {}/s  accepted {}/s  sent {:.1} MiB\n  \
+             latency ({}):\n    {}\n",
+            self.url,
+            self.concurrency,
+            if self.gzip { ", gzip" } else { "" },
+            self.requests,
+            self.completed,
+            self.accepted,
+            self.elapsed_s,
+            self.throughput_per_s,
+            self.accepted_per_s,
+            self.bytes_sent as f64 / (1024.0 * 1024.0),
+            self.latency_basis,
+            self.latency_ms.render(),
+        );
+        if let Some(service) = &self.service_time_ms {
+            s.push_str(&format!("  service time (from the actual send):\n    {}\n", service.render()));
+        }
+        s
+    }
+}
+
+/// The standard syncs a load run sends, serialized once with a placeholder sync id that each
+/// request overwrites with a fresh one.
+struct Bodies {
+    templates: Vec<(Vec<u8>, usize)>,
+}
+
+const PLACEHOLDER: uuid::Uuid = uuid::Uuid::from_u128(0x00dd_ba11_0000_4000_8000_0000_0000_0000);
+
+impl Bodies {
+    fn new(now_ms: i64, seed: u64, sleep_every: u64) -> Self {
+        let needle = PLACEHOLDER.to_string();
+        let templates = (0..32u64)
+            .map(|k| {
+                let with_sleep = sleep_every > 0 && k % sleep_every == 0;
+                let body = ingest_api::example::standard_sync(
+                    PLACEHOLDER,
+                    now_ms - k as i64 * 15 * 60_000,
+                    seed.wrapping_mul(1_000).wrapping_add(k),
+                    with_sleep,
+                );
+                let bytes = serde_json::to_vec(&body).expect("JSON serializes");
+                let at = bytes
+                    .windows(needle.len())
+                    .position(|w| w == needle.as_bytes())
+                    .expect("the sync id is in the body");
+                (bytes, at)
+            })
+            .collect();
+        Self { templates }
+    }
+
+    fn body(&self, i: u64) -> Vec<u8> {
+        let (template, at) = &self.templates[(i % self.templates.len() as u64) as usize];
+        let mut bytes = template.clone();
+        let id = uuid::Uuid::new_v4().to_string();
+        bytes[*at..*at + id.len()].copy_from_slice(id.as_bytes());
+        bytes
+    }
+}
+
+/// Runs a load test against ingest-api and returns its report.
+pub async fn run(config: LoadConfig, stop: CancellationToken) -> anyhow::Result<LoadReport> {
+    anyhow::ensure!(config.concurrency >= 1, "--concurrency must be at least 1");
+    anyhow::ensure!(config.devices >= 1, "--devices must be at least 1");
+    if let Rate::PerSecond(r) = config.rate {
+        anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number per second, or max");
+    }
+    let client = Arc::new(Client::new(&config.url, &config.secret, config.timeout, config.concurrency, config.gzip)?);
+    let devices: Arc<Vec<(String, String)>> = Arc::new(
+        (0..config.devices)
+            .map(|d| {
+                let device = format!("load-band-{d}");
+                let token = client.token(&format!("load-user-{d}"), &device);
+                (device, token)
+            })
+            .collect(),
+    );
+    let bodies = Arc::new(Bodies::new(chrono::Utc::now().timestamp_millis(), config.seed, config.sleep_every));
+    let plan = Plan {
+        pace: match config.rate {
+            Rate::PerSecond(r) => Pace::Fixed(Schedule::per_second(r)),
+            Rate::Max => Pace::Max,
+        },
+        concurrency: config.concurrency,
+        count: config.count,
+        duration: config.duration,
+    };
+    let stats = Arc::new(Mutex::new(LoadStats::default()));
+    let send = {
+        let client = client.clone();
+        move |i: u64| {
+            let (client, devices, bodies) = (client.clone(), devices.clone(), bodies.clone());
+            async move {
+                let (device, token) = &devices[(i % devices.len() as u64) as usize];
+                let body = client.encode(bodies.body(i));
+                let bytes_sent = body.len() as u64;
+                let status = client.post_sync(device, token, body).await.ok().map(|a| a.status);
+                Outcome { status, bytes_sent }
+            }
+        }
+    };
+    let progress = config.progress_every.map(|every| tokio::spawn(progress(stats.clone(), every)));
+    let started = Instant::now();
+    drive(plan, send, stats.clone(), stop).await;
+    let elapsed = started.elapsed();
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let stats = stats.lock().expect("stats lock");
+    let elapsed = if stats.last_done > Duration::ZERO { stats.last_done.min(elapsed) } else { elapsed };
+    Ok(LoadReport::new(&config, &stats, elapsed))
+}
+
+async fn progress(stats: Arc<Mutex<LoadStats>>, every: Duration) {
+    let start = Instant::now();
+    let mut last = 0u64;
+    let mut tick = tokio::time::interval_at(start + every, every);
+    loop {
+        tick.tick().await;
+        let line = {
+            let s = stats.lock().expect("stats lock");
+            let errors: u64 = s.errors.values().sum();
+            let rate = (s.completed - last) as f64 / every.as_secs_f64();
+            last = s.completed;
+            let p99 =
+                if s.latency.latency.is_empty() { 0.0 } else { s.latency.latency.value_at_quantile(0.99) as f64 / 1e3 };
+            format!(
+                "devsim load {:>6.1}s  sent {}  done {}  202 {}  errors {errors}  in flight {}  {rate:.0}/s  p99 so far {p99:.1} ms",
+                start.elapsed().as_secs_f64(),
+                s.sent,
+                s.completed,
+                s.accepted,
+                s.sent - s.completed,
+            )
+        };
+        eprintln!("{line}");
+    }
+}
+
+/// Writes the report as JSON.
+pub fn write_json(report: &LoadReport, path: &std::path::Path) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report).expect("the report serializes");
+    std::fs::write(path, json + "\n").with_context(|| format!("writing the report to {}", path.display()))
+}

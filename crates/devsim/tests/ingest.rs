@@ -1,0 +1,139 @@
+//! devsim against a real ingest-api, spawned in-process on the test broker and registry that
+//! `make test` starts (TEST_KAFKA_BOOTSTRAP_SERVERS, TEST_SCHEMA_REGISTRY_URL).
+
+use std::time::Duration;
+
+use devsim::fleet::FleetConfig;
+use devsim::load::{LoadConfig, Rate};
+use devsim::phone::{Imperfections, SimConfig};
+use devsim::run::RunConfig;
+use ingest_api::config::{Limits, Secret, Settings};
+use ingest_api::Application;
+use testkit::unique;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "devsim-test-secret-0123456789";
+
+struct TestApp {
+    base: String,
+    topic: String,
+}
+
+async fn spawn_app() -> TestApp {
+    testkit::init_logging();
+    let topic = unique("device-synced");
+    testkit::create_topic(&topic, 3).await;
+    let settings = Settings {
+        listen_addr: "127.0.0.1:0".into(),
+        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
+        schema_registry_url: testkit::schema_registry_url(),
+        topic: topic.clone(),
+        auth_token_secret: Secret::new(SECRET),
+        limits: Limits::default(),
+        delivery_timeout: Duration::from_secs(5),
+        producer_queue_max_messages: 1000,
+        log_json: false,
+        // The command path never reads the database; these tests have none.
+        read_database_url: "postgres://postgres@127.0.0.1:1/none".into(),
+        read_pool_size: 1,
+        read_max_wait: Duration::from_secs(1),
+        read_max_days: 366,
+    };
+    let app = Application::build(settings).await.expect("ingest-api starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status().as_u16() == 200 {
+                return TestApp { base, topic };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("ingest-api never became ready");
+}
+
+fn load_config(base: &str, rate: Rate, count: u64) -> LoadConfig {
+    LoadConfig {
+        url: base.to_owned(),
+        secret: Secret::new(SECRET),
+        rate,
+        concurrency: 4,
+        duration: None,
+        count: Some(count),
+        devices: 5,
+        sleep_every: 8,
+        gzip: false,
+        timeout: Duration::from_secs(10),
+        progress_every: None,
+        seed: 1,
+    }
+}
+
+async fn records_reach(topic: &str, n: i64) {
+    testkit::eventually(Duration::from_secs(10), &format!("{n} records on {topic}"), || {
+        let count = testkit::topic_record_count(topic);
+        assert!(count <= n, "{count} records on {topic}, expected {n}");
+        (count == n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn load_count_20_is_accepted_and_every_sync_is_on_the_topic() {
+    let app = spawn_app().await;
+    let report = devsim::load::run(load_config(&app.base, Rate::Max, 20), CancellationToken::new()).await.unwrap();
+    assert_eq!((report.requests, report.completed, report.accepted), (20, 20, 20), "{}", report.render());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.latency_ms.count, 20);
+    assert!(report.latency_ms.max_ms > 0.0 && report.latency_ms.p50_ms <= report.latency_ms.max_ms);
+    assert!(report.bytes_sent > 20 * 10_000);
+    records_reach(&app.topic, 20).await;
+}
+
+#[tokio::test]
+async fn fixed_rate_gzip_load_is_accepted_and_reports_service_time() {
+    let app = spawn_app().await;
+    let mut config = load_config(&app.base, Rate::PerSecond(50.0), 20);
+    config.gzip = true;
+    let report = devsim::load::run(config, CancellationToken::new()).await.unwrap();
+    assert_eq!(report.accepted, 20, "{}", report.render());
+    assert_eq!(report.service_time_ms.map(|s| s.count), Some(20));
+    // 20 requests at 50/s take about 0.4 s.
+    assert!(report.elapsed_s >= 0.35, "{}", report.elapsed_s);
+    // Compressed, a standard sync is a few KB.
+    assert!(report.bytes_sent < 20 * 10_000, "{}", report.bytes_sent);
+    records_reach(&app.topic, 20).await;
+}
+
+#[tokio::test]
+async fn a_simulated_fleet_with_every_imperfection_is_accepted() {
+    let app = spawn_app().await;
+    let fleet = FleetConfig { seed: 42, users: 2, strap_share: 0.5, user_prefix: "it-user".into() };
+    let mut sim = SimConfig::new(fleet, chrono::Utc::now().timestamp_millis());
+    sim.imperfections =
+        Imperfections { resend: 0.1, overlap: 0.1, late: 0.05, clock_skew: 0.2, travel: 0.3, impossible: 0.01 };
+    sim.backfill_ms = 8 * 3_600_000;
+    let config = RunConfig {
+        url: app.base.clone(),
+        secret: Secret::new(SECRET),
+        sim,
+        speed: 1.0,
+        concurrency: 4,
+        max_retries: 3,
+        timeout: Duration::from_secs(10),
+        progress_every: None,
+        duration: Some(Duration::from_secs(120)),
+        backfill_only: true,
+        gzip: false,
+    };
+    let report = devsim::run::run(config, CancellationToken::new()).await.unwrap();
+    assert!(report.syncs >= 50, "{report:?}");
+    assert_eq!(report.accepted, report.requests, "{report:?}");
+    assert_eq!(report.by_status.keys().copied().collect::<Vec<_>>(), vec![202], "{report:?}");
+    assert_eq!(report.transport_errors, 0);
+    assert!(report.impossible_samples > 0);
+    assert!(report.per_user.values().all(|&n| n > 0), "{:?}", report.per_user);
+    records_reach(&app.topic, report.accepted as i64).await;
+}

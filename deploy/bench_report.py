@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Turns the raw results of deploy/bench.sh into docs/benchmarks.md (printed to stdout)."""
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+run_dir, sat, rss_kb, backlog, one_s, two_s, sizes = sys.argv[1:8]
+backlog = int(backlog)
+one_s, two_s = float(one_s), float(two_s)
+rows, table_bytes = (int(x or 0) for x in (sizes.split("|") + ["0", "0"])[:2])
+
+
+def load(name):
+    with open(os.path.join(run_dir, name)) as f:
+        return json.load(f)
+
+
+def micro():
+    text = open(os.path.join(run_dir, "micro.txt")).read()
+    out, name = [], None
+    for line in text.splitlines():
+        m = re.match(r"^(\S.*?)\s+time:\s+\[(.+?)\]", line)
+        if m:
+            out.append((m.group(1).strip(), m.group(2).split()[2:4]))
+            continue
+        m = re.match(r"^\s+time:\s+\[(.+?)\]", line)
+        if m and name:
+            out.append((name, m.group(1).split()[2:4]))
+            name = None
+            continue
+        if line and not line.startswith(" ") and ":" in line and "Benchmarking" not in line and not line.startswith("standard sync"):
+            name = line.strip()
+    return out
+
+
+def histogram(path):
+    buckets = {}
+    for line in open(path):
+        m = re.match(r'processor_end_to_end_lag_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if m:
+            buckets[m.group(1)] = float(m.group(2))
+    return buckets
+
+
+def quantile(before, after, q):
+    deltas = sorted(((float("inf") if k == "+Inf" else float(k)), after[k] - before.get(k, 0)) for k in after)
+    total = deltas[-1][1] if deltas else 0
+    if total == 0:
+        return None
+    for le, count in deltas:
+        if count >= q * total:
+            return le
+    return None
+
+
+def cpu():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+sat_report = load("saturation.json")
+samples_per_sync = 180 + 900 + 15 + 40 / 8
+before, after = histogram(os.path.join(run_dir, "metrics-before.txt")), histogram(os.path.join(run_dir, "metrics-after.txt"))
+p50, p99 = quantile(before, after, 0.5), quantile(before, after, 0.99)
+mem = subprocess.run(["free", "-g"], capture_output=True, text=True).stdout.split("\n")[1].split()[1]
+sync_bytes = re.search(r"standard sync: (\d+) bytes of JSON, (\d+) bytes of Avro", open(os.path.join(run_dir, "micro.txt")).read())
+
+print("# Benchmarks\n")
+print(f"Produced by `make bench` (`deploy/bench.sh`) on {datetime.date.today()}: {os.cpu_count()} cores ({cpu()}), {mem} GiB,")
+print(f"{platform.system()} {platform.release()}. Release builds; broker nisshi 0.8.1 with memory storage; PostgreSQL on the same machine.")
+print("Everything (load generator, services, broker, database) shares the 2 cores, so the absolute numbers are")
+print("a floor for this machine, not a capacity estimate for a cluster.\n")
+print("## Micro (criterion, `cargo bench -p health-model -p ingest-api`)\n")
+print("| benchmark | median time |\n|---|---|")
+for name, (value, unit) in micro():
+    print(f"| {name} | {value} {unit} |")
+if sync_bytes:
+    print(f"\nA standard sync is {sync_bytes.group(1)} bytes of JSON and {sync_bytes.group(2)} bytes of Avro (DeviceSynced v2).")
+print("\n## Ingest (`devsim load`, standard syncs, 1,000 devices)\n")
+print(f"Saturation: `devsim load --rate max --concurrency 32`: **{sat_report['accepted_per_s']} syncs/s** accepted (202), "
+      f"p50 {sat_report['latency_ms']['p50_ms']} ms, p99 {sat_report['latency_ms']['p99_ms']} ms, errors {sat_report['errors'] or 'none'}.\n")
+print("| load | rate | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|")
+for pct in (25, 50, 75):
+    r = load(f"rate{pct}.json")
+    l = r["latency_ms"]
+    print(f"| {pct}% | {r['target_rate_per_s']}/s | {l['p50_ms']} | {l['p90_ms']} | {l['p99_ms']} | {l['p99_9_ms']} | {l['max_ms']} | {r['errors'] or 'none'} |")
+print(f"\nLatency at a fixed rate is measured from each request's intended send time (no coordinated omission).")
+print(f"ingest-api peak RSS over the runs: {int(rss_kb) / 1024:.1f} MiB.\n")
+print("**Baseline** (processing and the database write inside the request, the design this pattern replaces): not")
+print("built yet, so no ratio is reported.\n")
+print(f"## Processor catch-up ({backlog} standard syncs in 6 partitions)\n")
+print("| instances | seconds | syncs/s | samples/s |\n|---|---|---|---|")
+for n, secs in ((1, one_s), (2, two_s)):
+    print(f"| {n} | {secs} | {backlog / secs:.0f} | {backlog * samples_per_sync / secs:.0f} |")
+print(f"\nDatabase after the one-instance run: {rows} rows ({rows / max(backlog, 1):.1f} per sync), "
+      f"{table_bytes / 1024 / 1024:.1f} MiB in tables and indexes ({table_bytes / max(backlog, 1) / 1024:.1f} KiB per sync).")
+print("Most syncs share a few user-days, so rows per sync fall as a user's day fills.\n")
+print("## End to end\n")
+fmt = lambda v: "n/a" if v is None else ("> 300 s" if v == float("inf") else f"≤ {v} s")
+print(f"Freshness lag (ingest time to committed effects, the processor's `processor_end_to_end_lag_seconds`) at 50% of")
+print(f"ingest saturation: p50 {fmt(p50)}, p99 {fmt(p99)} (histogram bucket bounds).\n")
+print("## Commands\n\n```sh\nmake bench\n# BENCH_SATURATION_SECONDS and BENCH_RATE_SECONDS set the run lengths (default 10 s each)\n```")
