@@ -108,5 +108,14 @@ print("Most syncs share a few user-days, so rows per sync fall as a user's day f
 print("## End to end\n")
 fmt = lambda v: "n/a" if v is None else ("> 300 s" if v == float("inf") else f"≤ {v} s")
 print(f"Freshness lag (ingest time to committed effects, the processor's `processor_end_to_end_lag_seconds`) at 50% of")
-print(f"ingest saturation: p50 {fmt(p50)}, p99 {fmt(p99)} (histogram bucket bounds).\n")
+print(f"ingest saturation: p50 {fmt(p50)}, p99 {fmt(p99)} (histogram bucket bounds).")
+e2e = load("e2e-load.json")
+rate = e2e["target_rate_per_s"] or 0
+print(f"During that run ({rate}/s with the processor sharing the 2 cores) ingest answered p50 {e2e['latency_ms']['p50_ms']} ms,")
+print(f"p99 {e2e['latency_ms']['p99_ms']} ms from the schedule.")
+if rate > backlog / one_s:
+    print(f"One processor applies about {backlog / one_s:.0f} syncs/s here, less than this rate, so the lag grows for the")
+    print("length of the run: on this machine the processor, not the 202 path, bounds freshness; add partitions' worth")
+    print("of processor replicas (or cores) to keep up.")
+print()
 print("## Commands\n\n```sh\nmake bench\n# BENCH_SATURATION_SECONDS and BENCH_RATE_SECONDS set the run lengths (default 10 s each)\n```")

@@ -14,7 +14,9 @@ fn a_day() -> DayData {
     let hr = (0..(25 * 720)).map(|i| (night + i * 5_000, 55.0 + ((i % 97) as f64) * 0.6)).collect();
     let rr: Vec<f64> = (0..28_800).map(|i| 950.0 + ((i * 37 % 61) as f64) - 30.0).collect();
     let runs = vec![(night, rr)];
-    let steps = (0..1440).map(|m| StepEpoch { start_ms: start + m * 60_000, duration_s: 60.0, steps: (m % 120) as f64, distance_m: 0.0 }).collect();
+    let steps = (0..1440)
+        .map(|m| StepEpoch { start_ms: start + m * 60_000, duration_s: 60.0, steps: (m % 120) as f64, distance_m: 0.0 })
+        .collect();
     let stages = [Stage::Light, Stage::Deep, Stage::Light, Stage::Rem];
     let sleep = (0..40).map(|i| (night + i * 720_000, night + (i + 1) * 720_000, stages[i as usize % 4])).collect();
     DayData { start_ms: start, end_ms: start + 86_400_000, hr, rr_runs: runs, steps, sleep, ..DayData::default() }

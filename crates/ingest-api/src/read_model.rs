@@ -67,8 +67,10 @@ pub fn watermark(conn: &mut PgConnection, topic: &str, partition: i32) -> QueryR
         .unwrap_or(-1))
 }
 
-#[derive(Debug, Clone, Queryable, serde::Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = daily_metrics, check_for_backend(diesel::pg::Pg))]
 pub struct DayRow {
+    #[diesel(column_name = local_date)]
     pub date: NaiveDate,
     pub steps: f64,
     pub resting_hr: Option<f64>,
@@ -92,21 +94,14 @@ pub fn days(
         .filter(daily_metrics::local_date.between(from, to))
         .order(daily_metrics::local_date.asc())
         .limit(limit)
-        .select((
-            daily_metrics::local_date,
-            daily_metrics::steps,
-            daily_metrics::resting_hr,
-            daily_metrics::training_load,
-            daily_metrics::low_coverage,
-            daily_metrics::samples_received,
-            daily_metrics::duplicates_dropped,
-            daily_metrics::summary,
-        ))
+        .select(DayRow::as_select())
         .load(conn)
 }
 
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = rolling_metrics, check_for_backend(diesel::pg::Pg))]
 pub struct RollingRow {
+    #[diesel(column_name = local_date)]
     pub date: NaiveDate,
     pub has_data: bool,
     pub ctl: f64,
@@ -122,16 +117,7 @@ pub fn latest_rolling(conn: &mut PgConnection, user: &str) -> QueryResult<Option
     rolling_metrics::table
         .filter(rolling_metrics::user_id.eq(user))
         .order(rolling_metrics::local_date.desc())
-        .select((
-            rolling_metrics::local_date,
-            rolling_metrics::has_data,
-            rolling_metrics::ctl,
-            rolling_metrics::atl,
-            rolling_metrics::tsb,
-            rolling_metrics::acwr_rolling,
-            rolling_metrics::acwr_ewma,
-            rolling_metrics::metrics,
-        ))
+        .select(RollingRow::as_select())
         .first(conn)
         .optional()
 }
@@ -147,16 +133,7 @@ pub fn rolling_between(
         .filter(rolling_metrics::user_id.eq(user))
         .filter(rolling_metrics::local_date.between(from, to))
         .order(rolling_metrics::local_date.asc())
-        .select((
-            rolling_metrics::local_date,
-            rolling_metrics::has_data,
-            rolling_metrics::ctl,
-            rolling_metrics::atl,
-            rolling_metrics::tsb,
-            rolling_metrics::acwr_rolling,
-            rolling_metrics::acwr_ewma,
-            rolling_metrics::metrics,
-        ))
+        .select(RollingRow::as_select())
         .load(conn)
 }
 

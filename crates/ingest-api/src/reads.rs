@@ -106,6 +106,21 @@ fn fresh(body: serde_json::Value, partition: i32, committed: i64) -> HttpRespons
     HttpResponse::Ok().insert_header(("X-Processed-Position", format!("{partition}:{committed}"))).json(body)
 }
 
+/// The common start of a read of one user's data: check the token and who reads, then wait for
+/// the consistency token if there is one. Returns the user and the freshness to report.
+async fn user_read(
+    req: &HttpRequest,
+    user: web::Path<String>,
+    q: &ReadQuery,
+    state: &web::Data<AppState>,
+) -> Result<(String, i32, i64), ApiError> {
+    let claims = claims(req, state)?;
+    let user = user.into_inner();
+    authorize(&claims, &user)?;
+    let (partition, committed) = position(state, req, q, &user).await?;
+    Ok((user, partition, committed))
+}
+
 /// The freshness of a user's data: with a token, after waiting for it; without, as it is.
 async fn position(
     state: &web::Data<AppState>,
@@ -202,9 +217,6 @@ async fn days(
     q: web::Query<ReadQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = claims(&req, &state)?;
-    let user = user.into_inner();
-    authorize(&claims, &user)?;
     let today = chrono::Utc::now().date_naive();
     let to = q.to.unwrap_or(today);
     let from = q.from.unwrap_or(to - chrono::Days::new(29));
@@ -216,7 +228,7 @@ async fn days(
         return Err(ApiError::BadQuery(format!("at most {max} days per request; page with from/to")));
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let (partition, committed) = position(&state, &req, &q, &user).await?;
+    let (user, partition, committed) = user_read(&req, user, &q, &state).await?;
     let u = user.clone();
     let (mut rows, rolling) = db(&state, move |c| {
         Ok((read_model::days(c, &u, from, to, limit + 1)?, read_model::rolling_between(c, &u, from, to)?))
@@ -244,10 +256,7 @@ async fn model(
     q: web::Query<ReadQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = claims(&req, &state)?;
-    let user = user.into_inner();
-    authorize(&claims, &user)?;
-    let (partition, committed) = position(&state, &req, &q, &user).await?;
+    let (user, partition, committed) = user_read(&req, user, &q, &state).await?;
     let u = user.clone();
     let Some(r) = db(&state, move |c| read_model::latest_rolling(c, &u)).await? else {
         return Ok(fresh(json!({"user_id": user, "model": null}), partition, committed));
@@ -278,11 +287,8 @@ async fn recent_syncs(
     q: web::Query<ReadQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = claims(&req, &state)?;
-    let user = user.into_inner();
-    authorize(&claims, &user)?;
     let limit = q.limit.unwrap_or(20).clamp(1, 200);
-    let (partition, committed) = position(&state, &req, &q, &user).await?;
+    let (user, partition, committed) = user_read(&req, user, &q, &state).await?;
     let u = user.clone();
     let rows = db(&state, move |c| read_model::recent_syncs(c, &u, limit)).await?;
     let syncs: Vec<serde_json::Value> = rows

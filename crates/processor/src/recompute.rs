@@ -15,6 +15,23 @@ use serde_json::json;
 use crate::model::{self, Chunk};
 use crate::schema::{daily_metrics, day_chunks, rolling_metrics, user_profiles};
 
+/// birth year, sex, weight, height, measured HRmax
+type StoredProfile = (i32, String, f64, f64, Option<i32>);
+
+const PROFILE_COLUMNS: (
+    user_profiles::birth_year,
+    user_profiles::sex,
+    user_profiles::weight_kg,
+    user_profiles::height_cm,
+    user_profiles::hr_max,
+) = (
+    user_profiles::birth_year,
+    user_profiles::sex,
+    user_profiles::weight_kg,
+    user_profiles::height_cm,
+    user_profiles::hr_max,
+);
+
 /// What one batch changed, per user: the days to recompute, or all of them (a new profile).
 #[derive(Debug, Default)]
 pub struct Affected {
@@ -59,17 +76,8 @@ pub fn store_event(
         };
         let before = user_profiles::table
             .find(&event.user_id)
-            .select((
-                (
-                    user_profiles::birth_year,
-                    user_profiles::sex,
-                    user_profiles::weight_kg,
-                    user_profiles::height_cm,
-                    user_profiles::hr_max,
-                ),
-                user_profiles::as_of_ms,
-            ))
-            .first::<((i32, String, f64, f64, Option<i32>), i64)>(conn)
+            .select((PROFILE_COLUMNS, user_profiles::as_of_ms))
+            .first::<(StoredProfile, i64)>(conn)
             .optional()?;
         // The latest profile by the sync's own time wins, whatever the arrival order. One user's
         // events are in one partition, so one replica at a time writes this row.
@@ -103,21 +111,12 @@ pub fn store_event(
 }
 
 fn load_profile(conn: &mut PgConnection, user: &str) -> QueryResult<Option<(i32, Profile)>> {
-    Ok(user_profiles::table
-        .find(user)
-        .select((
-            user_profiles::birth_year,
-            user_profiles::sex,
-            user_profiles::weight_kg,
-            user_profiles::height_cm,
-            user_profiles::hr_max,
-        ))
-        .first::<(i32, String, f64, f64, Option<i32>)>(conn)
-        .optional()?
-        .map(|(birth_year, sex, weight_kg, height_cm, hr_max)| {
+    Ok(user_profiles::table.find(user).select(PROFILE_COLUMNS).first::<StoredProfile>(conn).optional()?.map(
+        |(birth_year, sex, weight_kg, height_cm, hr_max)| {
             let sex = if sex == "male" { health_model::Sex::Male } else { health_model::Sex::Female };
             (birth_year, Profile { sex, age: 0.0, weight_kg, height_cm, measured_hr_max: hr_max.map(f64::from) })
-        }))
+        },
+    ))
 }
 
 /// Recomputes what a batch affected, user by user.
