@@ -118,4 +118,24 @@ if rate > backlog / one_s:
     print("length of the run: on this machine the processor, not the 202 path, bounds freshness; add partitions' worth")
     print("of processor replicas (or cores) to keep up.")
 print()
+r50 = load("rate50.json")["latency_ms"]["p99_ms"]
+rss_mb = int(rss_kb) / 1024 * 1.048576
+sat_v = float(sat_report["accepted_per_s"])
+one_rate = backlog / one_s
+rows_ = [
+    ("ingest throughput", "≥ 5,000 syncs/s", f"{sat_v:.0f} syncs/s ({sat_v / 5000:.0%} of the goal)", sat_v >= 5000,
+     "CPU: parsing and validating a standard sync (~0.3 ms) and encoding it (~0.1 ms) on the same 2 cores as the broker and the load generator"),
+    ("ingest p99 at 50% of saturation", "≤ 25 ms", f"{r50} ms", float(r50) <= 25, "met"),
+    ("ingest RSS at saturation", "≤ 150 MB", f"{rss_mb:.0f} MB", rss_mb <= 150, "met"),
+    ("baseline p99 ÷ pattern p99", "≥ 10", "not measured", False, "the in-request baseline is not built yet"),
+    ("processor catch-up per instance", "≥ 2,000 syncs/s", f"{one_rate:.0f} syncs/s ({one_rate / 2000:.0%} of the goal)", one_rate >= 2000,
+     "each batch recomputes every touched user-day from all of its stored chunks (JSONB) and the user's rolling series"),
+    ("end-to-end freshness p99 at 50% load", "≤ 2 s", fmt(p99), p99 is not None and p99 <= 2,
+     "the processor is slower than half of ingest saturation, so its lag grows during the run"),
+]
+print("## Goals for this 2-core machine\n")
+print("| what | goal | measured | met | what limits it |\n|---|---|---|---|---|")
+for what, goal, got, ok, why in rows_:
+    print(f"| {what} | {goal} | {got} | {'yes' if ok else 'no'} | {'' if ok else why} |")
+print()
 print("## Commands\n\n```sh\nmake bench\n# BENCH_SATURATION_SECONDS and BENCH_RATE_SECONDS set the run lengths (default 10 s each)\n```")
