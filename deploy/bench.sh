@@ -21,13 +21,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-SAT_SECONDS=${BENCH_SATURATION_SECONDS:-10}
-RATE_SECONDS=${BENCH_RATE_SECONDS:-10}
+export BENCH_SATURATION_SECONDS=${BENCH_SATURATION_SECONDS:-10} BENCH_RATE_SECONDS=${BENCH_RATE_SECONDS:-10}
+SAT_SECONDS=$BENCH_SATURATION_SECONDS
+RATE_SECONDS=$BENCH_RATE_SECONDS
 
 ensure_nisshi
 ensure_postgres
 say "building release binaries"
-cargo build --release --locked -p ingest-api -p processor -p schema-registry -p devsim
+cargo build --release --locked -p ingest-api -p processor -p schema-registry -p devsim -p baseline
 REL="$CARGO_TARGET_DIR/release"
 
 say "micro benchmarks (criterion)"
@@ -37,8 +38,8 @@ cargo bench --locked -p ingest-api --bench command -- --warm-up-time 1 --measure
 BROKER_PORT=$(free_port)
 start_broker "$BROKER_PORT" "memory://nisshi/" "$RUN_DIR/broker.log"
 PIDS+=("$BROKER_PID")
-REG_DB="bench_registry_$$" MODEL_DB="bench_model_$$" MODEL_DB2="bench_model2_$$"
-for db in "$REG_DB" "$MODEL_DB" "$MODEL_DB2"; do ensure_database "$db"; DBS+=("$db"); done
+REG_DB="bench_registry_$$" MODEL_DB="bench_model_$$" MODEL_DB2="bench_model2_$$" BASE_DB="bench_baseline_$$"
+for db in "$REG_DB" "$MODEL_DB" "$MODEL_DB2" "$BASE_DB"; do ensure_database "$db"; DBS+=("$db"); done
 REG_PORT=$(free_port)
 SCHEMA_REGISTRY_LISTEN_ADDR="127.0.0.1:$REG_PORT" SCHEMA_REGISTRY_DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/$REG_DB" \
     RUST_LOG=warn "$REL/schema-registry" >"$RUN_DIR/registry.log" 2>&1 &
@@ -66,6 +67,22 @@ for pct in 25 50 75; do
     "$REL/devsim" load --url "$URL" --rate "${rate}/s" --duration "${RATE_SECONDS}s" --devices 1000 --json "$RUN_DIR/rate$pct.json"
 done
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$INGEST_PID/status")
+
+# The baseline: the same endpoint processing and writing the database inside the request.
+BASE_PORT=$(free_port)
+BASELINE_LISTEN_ADDR="127.0.0.1:$BASE_PORT" DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/$BASE_DB" \
+    "$REL/baseline" >"$RUN_DIR/baseline.log" 2>&1 &
+BASE_PID=$!
+PIDS+=("$BASE_PID")
+wait_for_http "http://127.0.0.1:$BASE_PORT/healthz" "$BASE_PID" "the baseline" "$RUN_DIR/baseline.log"
+say "baseline saturation: as fast as possible for ${SAT_SECONDS}s"
+"$REL/devsim" load --url "http://127.0.0.1:$BASE_PORT" --rate max --concurrency 32 --duration "${SAT_SECONDS}s" --devices 1000 --json "$RUN_DIR/base-saturation.report" || true
+BASE_SAT=$(python3 -c "import json; print(max(1, int(json.load(open('$RUN_DIR/base-saturation.report'))['accepted_per_s'])))")
+rate=$((SAT / 2 > 0 ? SAT / 2 : 1)); brate=$((BASE_SAT / 2 > 0 ? BASE_SAT / 2 : 1))
+say "baseline at the pattern's 50% load (${rate}/s) and at its own 50% (${brate}/s)"
+"$REL/devsim" load --url "http://127.0.0.1:$BASE_PORT" --rate "${rate}/s" --duration "${RATE_SECONDS}s" --devices 1000 --timeout 10s --json "$RUN_DIR/base-rate-same.report" || true
+"$REL/devsim" load --url "http://127.0.0.1:$BASE_PORT" --rate "${brate}/s" --duration "${RATE_SECONDS}s" --devices 1000 --json "$RUN_DIR/base-rate-own.report" || true
+stop_pids "$BASE_PID"
 
 # The topic now holds a backlog: every accepted sync of the runs above.
 BACKLOG=$(python3 -c "import json,glob; print(sum(json.load(open(f))['accepted'] for f in glob.glob('$RUN_DIR/*.json')))")

@@ -1,0 +1,108 @@
+//! The baseline of `make bench`: `POST /v1/devices/{device_id}/syncs` with the same auth and
+//! validation as ingest-api, but the health model is computed and written to PostgreSQL inside the
+//! request (one transaction), with no Kafka. Not for production: it exists to be measured against.
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use anyhow::Context;
+use diesel::prelude::*;
+use ingest_api::auth::TokenSigner;
+use ingest_api::config::{auth_secret_from_env, Limits};
+use processor::db::PgPool;
+use processor::schema::sync_status;
+use processor::store::SyncOutcome;
+
+struct State {
+    signer: TokenSigner,
+    pool: PgPool,
+    limits: Limits,
+}
+
+#[actix_web::main]
+async fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    if let Err(e) = run().await {
+        eprintln!("baseline: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let addr = std::env::var("BASELINE_LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8090".into());
+    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+    let pool = processor::db::pool(&url, 16);
+    processor::migrate(&pool).await?;
+    let state =
+        web::Data::new(State { signer: TokenSigner::new(&auth_secret_from_env()?), pool, limits: Limits::default() });
+    HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
+            .route("/v1/devices/{device_id}/syncs", web::post().to(sync))
+            .route("/healthz", web::get().to(|| async { HttpResponse::Ok().finish() }))
+    })
+    .bind(&addr)
+    .with_context(|| format!("binding {addr}"))?
+    .run()
+    .await?;
+    Ok(())
+}
+
+async fn sync(req: HttpRequest, device: web::Path<String>, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let Ok(claims) = state.signer.verify_header(auth) else { return HttpResponse::Unauthorized().finish() };
+    if claims.device.as_deref() != Some(device.as_str()) {
+        return HttpResponse::Forbidden().finish();
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let Ok(sync) = ingest_api::command::parse_command(&json, None, &state.limits) else {
+        return HttpResponse::UnprocessableEntity().finish();
+    };
+    let sync_id = sync.sync_id;
+    let now = chrono::Utc::now();
+    let event =
+        ingest_api::event::device_synced(sync, &claims.sub, &device, uuid::Uuid::new_v4(), now.timestamp_millis());
+    let pool = state.pool.clone();
+    // The whole processing and the database write, inside the request.
+    let written = web::block(move || -> anyhow::Result<()> {
+        let mut conn = pool.get()?;
+        conn.transaction(|c| -> anyhow::Result<()> {
+            let outcome = SyncOutcome {
+                sync_id,
+                event_id: event.event_id.parse()?,
+                user_id: event.user_id.clone(),
+                device_id: event.device_id.clone(),
+                kafka_partition: -1,
+                kafka_offset: -1,
+                outcome: "processed".into(),
+                failure_reason: None,
+                heart_rate_samples: event.heart_rate.bpm.len() as i32,
+                rr_intervals: event.rr_blocks.iter().map(|b| b.intervals_ms.len() as i32).sum(),
+                step_epochs: event.steps.steps.len() as i32,
+                sleep_segments: event.sleep.len() as i32,
+                workouts: event.workouts.len() as i32,
+                dropped_samples: serde_json::to_value(&event.dropped_samples)?,
+                ingested_at: now,
+            };
+            diesel::insert_into(sync_status::table).values(outcome).on_conflict_do_nothing().execute(c)?;
+            let mut affected = processor::recompute::Affected::default();
+            processor::recompute::store_event(c, &event, sync_id, &mut affected)?;
+            processor::recompute::recompute(c, &affected)?;
+            Ok(())
+        })
+    })
+    .await;
+    match written {
+        // 202 like ingest-api, so the load generator counts both alike; here it means processed.
+        Ok(Ok(())) => HttpResponse::Accepted().json(serde_json::json!({"sync_id": sync_id, "status": "processed"})),
+        Ok(Err(e)) => {
+            log::warn!("sync {sync_id}: {e:#}");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+        Err(e) => {
+            log::warn!("sync {sync_id}: {e}");
+            HttpResponse::ServiceUnavailable().finish()
+        }
+    }
+}
