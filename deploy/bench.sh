@@ -87,7 +87,8 @@ stop_pids "$BASE_PID"
 # The topic now holds a backlog: every accepted sync of the runs above.
 BACKLOG=$(python3 -c "import json,glob; print(sum(json.load(open(f))['accepted'] for f in glob.glob('$RUN_DIR/*.json')))")
 count_syncs() { psql -X -tA -h "$PG_HOST" -p "$PG_PORT" -U postgres -d "$1" -c "SELECT count(*) FROM sync_status" 2>/dev/null || echo 0; }
-catch_up() { # database, instances → seconds
+# Runs in this shell (not in $(…)), so the processors it starts are stopped by cleanup; sets CATCHUP_SECONDS.
+catch_up() { # database, instances
     local db=$1 n=$2 group="bench-$1" start end i
     local url="postgres://postgres@$PG_HOST:$PG_PORT/$db"
     DATABASE_URL="$url" "$REL/processor" migrate >/dev/null
@@ -99,14 +100,16 @@ catch_up() { # database, instances → seconds
     done
     while [[ $(count_syncs "$db") -lt $BACKLOG ]]; do sleep 0.5; done
     end=$(date +%s.%N)
-    python3 -c "print(round($end - $start, 2))"
+    CATCHUP_SECONDS=$(python3 -c "print(round($end - $start, 2))")
 }
 CATCHUP_PIDS=()
 say "processor catch-up of $BACKLOG syncs with one instance"
-ONE=$(catch_up "$MODEL_DB" 1)
+catch_up "$MODEL_DB" 1
+ONE=$CATCHUP_SECONDS
 stop_pids "${CATCHUP_PIDS[@]}"; CATCHUP_PIDS=()
 say "processor catch-up of $BACKLOG syncs with two instances"
-TWO=$(catch_up "$MODEL_DB2" 2)
+catch_up "$MODEL_DB2" 2
+TWO=$CATCHUP_SECONDS
 stop_pids "${CATCHUP_PIDS[@]}"; CATCHUP_PIDS=()
 SIZES=$(psql -X -tA -h "$PG_HOST" -p "$PG_PORT" -U postgres -d "$MODEL_DB" -c \
     "SELECT sum(n_live_tup), sum(pg_total_relation_size(relid)) FROM pg_stat_user_tables")
