@@ -589,6 +589,22 @@ fn parse_profile(r: &mut Reader, p: &Map<String, Value>) -> Option<Profile> {
     })
 }
 
+/// The reason a corrected sample time is dropped, if any: later than the sync time plus the
+/// tolerance, or older than the retention window before it.
+fn time_check(sync: &ValidSync, limits: &Limits) -> impl Fn(i64) -> Option<&'static str> {
+    let latest = sync.phone_time_ms + limits.future_tolerance.as_millis() as i64;
+    let oldest = sync.phone_time_ms - limits.max_sample_age.as_millis() as i64;
+    move |t| {
+        if t > latest {
+            Some("time_in_future")
+        } else if t < oldest {
+            Some("time_too_old")
+        } else {
+            None
+        }
+    }
+}
+
 /// Corrects times for skew, then drops (and counts) what is not a real reading.
 fn clean_samples(
     sync: &mut ValidSync,
@@ -600,18 +616,7 @@ fn clean_samples(
     limits: &Limits,
 ) {
     let skew = sync.skew_ms;
-    let latest = sync.phone_time_ms + limits.future_tolerance.as_millis() as i64;
-    let oldest = sync.phone_time_ms - limits.max_sample_age.as_millis() as i64;
-    // A time reason for dropping, if any.
-    let time_check = |t: i64| -> Option<&'static str> {
-        if t > latest {
-            Some("time_in_future")
-        } else if t < oldest {
-            Some("time_too_old")
-        } else {
-            None
-        }
-    };
+    let time_check = time_check(sync, limits);
 
     heart_rate.sort_by_key(|s| s.0);
     let mut last_t = None;
@@ -732,9 +737,7 @@ fn clean_v2_samples(
     limits: &Limits,
 ) {
     let skew = sync.skew_ms;
-    let latest = sync.phone_time_ms + limits.future_tolerance.as_millis() as i64;
-    let oldest = sync.phone_time_ms - limits.max_sample_age.as_millis() as i64;
-    let time_check = |t: i64| (t > latest).then_some("time_in_future").or((t < oldest).then_some("time_too_old"));
+    let time_check = time_check(sync, limits);
     spo2.sort_by_key(|s| s.0);
     for (t, percent) in spo2 {
         let t = t + skew;
