@@ -55,7 +55,6 @@ export TEST_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
 export TEST_SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT"
 export TEST_NISSHI_BIN="$NISSHI_BIN"
 export TEST_DATABASE_ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"
-export HEALTH_MODEL_VECTORS="${HEALTH_MODEL_VECTORS:-$PWD/../shared/vectors/health-model}"
 
 say "running the suite"
 if command -v cargo-nextest >/dev/null; then

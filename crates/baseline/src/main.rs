@@ -4,12 +4,14 @@
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
-use diesel::prelude::*;
+use std::sync::Mutex;
+
 use ingest_api::auth::TokenSigner;
 use ingest_api::config::{auth_secret_from_env, Limits};
+use processor::apply::{Item, ModelWriter};
+use processor::cache::{CacheMetrics, ModelCache};
 use processor::db::PgPool;
-use processor::schema::sync_status;
-use processor::store::SyncOutcome;
+use processor::sync_outcome::{Position, SyncOutcome};
 
 struct State {
     signer: TokenSigner,
@@ -61,36 +63,20 @@ async fn sync(req: HttpRequest, device: web::Path<String>, body: web::Bytes, sta
     };
     let sync_id = sync.sync_id;
     let now = chrono::Utc::now();
+
     let event =
         ingest_api::event::device_synced(sync, &claims.sub, &device, uuid::Uuid::new_v4(), now.timestamp_millis());
     let pool = state.pool.clone();
-    // The whole processing and the database write, inside the request.
+    // The whole processing and the database write, inside the request, from the database alone:
+    // a request has no consumer-owned memory of the user, so its cache starts cold.
     let written = web::block(move || -> anyhow::Result<()> {
+        let outcome =
+            SyncOutcome::processed(&event, Position { partition: -1, offset: -1 }).map_err(|e| anyhow::anyhow!(e))?;
+        let cache = Mutex::new(ModelCache::new(64 << 20, CacheMetrics::unregistered()));
+        let writer = ModelWriter { topic: "baseline", cache: &cache, max_series_days: 1096, watermarked: false };
         let mut conn = pool.get()?;
-        conn.transaction(|c| -> anyhow::Result<()> {
-            let outcome = SyncOutcome {
-                sync_id,
-                event_id: event.event_id.parse()?,
-                user_id: event.user_id.clone(),
-                device_id: event.device_id.clone(),
-                kafka_partition: -1,
-                kafka_offset: -1,
-                outcome: "processed".into(),
-                failure_reason: None,
-                heart_rate_samples: event.heart_rate.bpm.len() as i32,
-                rr_intervals: event.rr_blocks.iter().map(|b| b.intervals_ms.len() as i32).sum(),
-                step_epochs: event.steps.steps.len() as i32,
-                sleep_segments: event.sleep.len() as i32,
-                workouts: event.workouts.len() as i32,
-                dropped_samples: serde_json::to_value(&event.dropped_samples)?,
-                ingested_at: now,
-            };
-            diesel::insert_into(sync_status::table).values(outcome).on_conflict_do_nothing().execute(c)?;
-            let mut affected = processor::recompute::Affected::default();
-            processor::recompute::store_event(c, &event, sync_id, &mut affected)?;
-            processor::recompute::recompute(c, &affected)?;
-            Ok(())
-        })
+        writer.apply(&mut conn, -1, -1, &[Item { outcome, event: Some(event) }])?;
+        Ok(())
     })
     .await;
     match written {

@@ -3,7 +3,8 @@
 //! The caller (the processor) deduplicates samples and buckets them into the user's local days
 //! with the UTC offset in force at each sample; this module only computes. The main sleep that
 //! *ends* on a day belongs to that day (a night spans midnight), so the caller passes samples from
-//! `start_ms - NIGHT_LOOKBACK_MS` on.
+//! `start_ms - NIGHT_LOOKBACK_MS` on. What derives from that night alone is a [`NightSummary`], which
+//! a caller may keep and pass to [`summarize_with_night`] while only the day's other data change.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +60,7 @@ pub enum RestingHrMethod {
     Inactivity,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DayHrv {
     #[serde(flatten)]
     pub filtered: hrv::FilteredHrv,
@@ -121,25 +122,36 @@ impl DaySummary {
 
 /// The main sleep of the day: the longest session of segments that ends within the day.
 pub fn main_sleep(data: &DayData) -> Option<Vec<(i64, i64, Stage)>> {
-    let mut sessions: Vec<Vec<(i64, i64, Stage)>> = Vec::new();
-    for &seg in &data.sleep {
-        match sessions.last_mut() {
-            Some(s) if seg.0 - s.last().map_or(seg.0, |l| l.1) <= SESSION_GAP_MS => s.push(seg),
-            _ => sessions.push(vec![seg]),
-        }
-    }
-    sessions
-        .into_iter()
-        .filter(|s| s.last().is_some_and(|l| l.1 > data.start_ms && l.1 <= data.end_ms))
-        .max_by_key(|s| s.last().map_or(0, |l| l.1) - s.first().map_or(0, |f| f.0))
+    main_sleep_segments(data).map(<[_]>::to_vec)
 }
 
-/// Mean HR per minute over [from, to), `None` for minutes without a sample.
+/// [`main_sleep`] as a slice of `data.sleep`: sessions are runs of sorted segments, each starting at
+/// most [`SESSION_GAP_MS`] after the previous one ended. Of equally long sessions the last wins.
+fn main_sleep_segments(data: &DayData) -> Option<&[(i64, i64, Stage)]> {
+    let ends_within_day = |session: &[(i64, i64, Stage)]| {
+        session.last().is_some_and(|last| last.1 > data.start_ms && last.1 <= data.end_ms)
+    };
+    let duration =
+        |session: &[(i64, i64, Stage)]| session.last().map_or(0, |l| l.1) - session.first().map_or(0, |f| f.0);
+    data.sleep
+        .chunk_by(|previous, next| next.0 - previous.1 <= SESSION_GAP_MS)
+        .filter(|session| ends_within_day(session))
+        .max_by_key(|session| duration(session))
+}
+
+/// The part of `samples` (sorted by time) with time in [from, to).
+fn between<T>(samples: &[T], from: i64, to: i64, time: impl Fn(&T) -> i64) -> &[T] {
+    let first = samples.partition_point(|s| time(s) < from);
+    let end = first + samples[first..].partition_point(|s| time(s) < to);
+    &samples[first..end]
+}
+
+/// Mean HR per minute from `from`, over samples of [from, to), `None` for minutes without a sample.
 fn per_minute_hr(hr: &[(i64, f64)], from: i64, to: i64) -> Vec<Option<f64>> {
     let minutes = ((to - from).max(0) / 60_000) as usize;
     let mut sum = vec![0.0; minutes];
     let mut n = vec![0u32; minutes];
-    for &(t, bpm) in hr.iter().filter(|(t, _)| *t >= from && *t < to) {
+    for &(t, bpm) in between(hr, from, to, |s| s.0) {
         let m = ((t - from) / 60_000) as usize;
         if m < minutes {
             sum[m] += bpm;
@@ -155,51 +167,104 @@ fn per_minute_steps(steps: &[StepEpoch], from: i64, to: i64) -> Vec<f64> {
     let mut out = vec![0.0; minutes];
     for e in steps {
         let span = (e.duration_s / 60.0).ceil().max(1.0) as i64;
-        for k in 0..span {
+        // Only the epoch's minutes that start within [from, to), found without walking the others.
+        let first = if e.start_ms >= from { 0 } else { (from - e.start_ms + 59_999) / 60_000 };
+        for k in first..span {
             let t = e.start_ms + k * 60_000;
-            if t >= from && t < to {
-                let m = ((t - from) / 60_000) as usize;
-                if m < minutes {
-                    out[m] += e.steps / span as f64;
-                }
+            if t >= to {
+                break;
+            }
+            let m = ((t - from) / 60_000) as usize;
+            if m < minutes {
+                out[m] += e.steps / span as f64;
             }
         }
     }
     out
 }
 
-/// (bpm, duration s) of the day's samples: each stands until the next, at most 15 s.
-fn hr_durations(hr: &[(i64, f64)], from: i64, to: i64) -> Vec<(f64, f64)> {
-    let day: Vec<(i64, f64)> = hr.iter().copied().filter(|(t, _)| *t >= from && *t < to).collect();
-    let mut out = Vec::with_capacity(day.len());
-    for (i, &(t, bpm)) in day.iter().enumerate() {
-        let gap = match day.get(i + 1) {
-            Some(&(next, _)) => next - t,
-            None => i.checked_sub(1).map_or(MAX_SAMPLE_MS, |p| t - day[p].0),
-        };
-        out.push((bpm, gap.clamp(0, MAX_SAMPLE_MS) as f64 / 1000.0));
+/// (bpm, duration s) of the day's samples: each stands until the next, at most 15 s; the last stands
+/// as long as the gap before it.
+fn hr_durations(day_hr: &[(i64, f64)]) -> Vec<(f64, f64)> {
+    let seconds = |gap: i64| gap.clamp(0, MAX_SAMPLE_MS) as f64 / 1000.0;
+    let mut out: Vec<(f64, f64)> = day_hr.windows(2).map(|w| (w[0].1, seconds(w[1].0 - w[0].0))).collect();
+    if let Some(&(t, bpm)) = day_hr.last() {
+        let gap = day_hr.len().checked_sub(2).map_or(MAX_SAMPLE_MS, |p| t - day_hr[p].0);
+        out.push((bpm, seconds(gap)));
     }
     out
 }
 
-pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
-    let (from, to) = (data.start_ms, data.end_ms);
-    let minute_hr = per_minute_hr(&data.hr, from, to);
-    let minute_steps = per_minute_steps(&data.steps, from, to);
-    let day_steps: Vec<&StepEpoch> = data.steps.iter().filter(|e| e.start_ms >= from && e.start_ms < to).collect();
+/// What a day's outputs take from its main sleep alone, so a caller can keep it while only the day's
+/// other data change.
+///
+/// It depends on exactly these inputs, and on nothing else (not on steps, wear, skin temperature,
+/// the profile, or HR, RR and SpO2 outside the span):
+/// - `start_ms` and `end_ms` (the main sleep is the longest session ending in (start_ms, end_ms]);
+/// - the sleep segments (`sleep`: the caller passes those starting in
+///   [start_ms - NIGHT_LOOKBACK_MS, end_ms));
+/// - inside the main-sleep span [`NightSummary::span`] = [a, b): the HR samples with time in [a, b),
+///   the RR runs whose first beat lies in [a, b) (whole runs, even beats past b), and the SpO2
+///   samples with time in [a, b).
+///
+/// So a cached one stays valid until a segment in that range, or an HR, RR or SpO2 sample inside the
+/// cached span, is added, revised or removed; without a main sleep (`span()` None) only segments
+/// matter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NightSummary {
+    span: Option<(i64, i64)>,
+    sleep: Option<SleepStats>,
+    /// Resting HR by [`RestingHrMethod::Sleep`]; without it the day falls back to inactivity.
+    resting_hr: Option<f64>,
+    hrv: Option<DayHrv>,
+    spo2: Option<Spo2Night>,
+}
 
-    // Sleep and the night's resting HR and HRV.
-    let night = main_sleep(data);
-    let sleep_stats = night.as_ref().and_then(|s| {
-        let origin = s.first().map_or(0, |f| f.0);
-        let minutes: Vec<(f64, f64, Stage)> =
-            s.iter().map(|&(a, b, st)| ((a - origin) as f64 / 60_000.0, (b - origin) as f64 / 60_000.0, st)).collect();
-        sleep::stats(&minutes)
+impl NightSummary {
+    /// The main sleep, from the start of its first segment to the end of its last (UTC ms); None
+    /// without a main sleep.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        self.span
+    }
+}
+
+/// The night-derived outputs of a day; see [`NightSummary`] for what they depend on.
+pub fn night_summary(data: &DayData) -> NightSummary {
+    let Some(segments) = main_sleep_segments(data) else { return NightSummary::default() };
+    let (Some(first), Some(last)) = (segments.first(), segments.last()) else { return NightSummary::default() };
+    let (a, b) = (first.0, last.1);
+
+    let minutes: Vec<(f64, f64, Stage)> =
+        segments.iter().map(|&(s, e, st)| ((s - a) as f64 / 60_000.0, (e - a) as f64 / 60_000.0, st)).collect();
+    let resting_hr = resting::from_sleep(&per_minute_hr(&data.hr, a, b).into_iter().flatten().collect::<Vec<_>>());
+    let runs: Vec<&[f64]> =
+        data.rr_runs.iter().filter(|(first, _)| *first >= a && *first < b).map(|(_, rr)| rr.as_slice()).collect();
+    let hrv = hrv::filtered_runs(&runs)
+        .map(|filtered| DayHrv { rr_coverage: (filtered.valid_ms / (b - a).max(1) as f64).min(1.0), filtered });
+    let spo2 = between(&data.spo2, a, b, |s| s.0);
+    let spo2 = spo2.iter().map(|s| s.1).reduce(f64::min).map(|min| Spo2Night {
+        mean: spo2.iter().map(|s| s.1).sum::<f64>() / spo2.len() as f64,
+        min,
+        samples: spo2.len() as u32,
     });
-    let night_span = night.as_ref().and_then(|s| Some((s.first()?.0, s.last()?.1)));
-    let (resting_hr, resting_hr_method) = match night_span.and_then(|(a, b)| {
-        resting::from_sleep(&per_minute_hr(&data.hr, a, b).into_iter().flatten().collect::<Vec<_>>())
-    }) {
+    NightSummary { span: Some((a, b)), sleep: sleep::stats(&minutes), resting_hr, hrv, spo2 }
+}
+
+/// The per-day outputs: [`summarize_with_night`] with the day's own [`night_summary`].
+pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
+    summarize_with_night(data, &night_summary(data), profile)
+}
+
+/// The per-day outputs, with the night-derived ones taken from `night` (which must be
+/// [`night_summary`] of the same inputs, possibly cached; see [`NightSummary`]).
+pub fn summarize_with_night(data: &DayData, night: &NightSummary, profile: Option<&Profile>) -> DaySummary {
+    let (from, to) = (data.start_ms, data.end_ms);
+    let day_hr = between(&data.hr, from, to, |s| s.0);
+    let minute_hr = per_minute_hr(day_hr, from, to);
+    let minute_steps = per_minute_steps(&data.steps, from, to);
+    let day_steps = || data.steps.iter().filter(|e| e.start_ms >= from && e.start_ms < to);
+
+    let (resting_hr, resting_hr_method) = match night.resting_hr {
         Some(r) => (Some(r), Some(RestingHrMethod::Sleep)),
         None => {
             let minutes: Vec<(Option<f64>, u32)> =
@@ -210,31 +275,16 @@ pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
             }
         }
     };
-    let hrv = night_span.and_then(|(a, b)| {
-        let intervals: Vec<f64> = data
-            .rr_runs
-            .iter()
-            .filter(|(first, _)| *first >= a && *first < b)
-            .flat_map(|(_, rr)| rr.iter().copied())
-            .collect();
-        let filtered = hrv::filtered(&intervals)?;
-        let valid_ms: f64 = intervals.iter().zip(&filtered.valid).filter(|(_, v)| **v).map(|(rr, _)| rr).sum();
-        Some(DayHrv { rr_coverage: (valid_ms / (b - a).max(1) as f64).min(1.0), filtered })
-    });
 
     // HR-based load and energy need HRmax, HRrest and the profile.
-    let sustained = load::highest_sustained_hr(
-        &data.hr.iter().copied().filter(|(t, _)| *t >= from && *t < to).collect::<Vec<_>>(),
-        60.0,
-    );
+    let sustained = load::highest_sustained_hr(day_hr, 60.0);
     let hr_max = profile.map(|p| load::hr_max_used(p.measured_hr_max, p.age, sustained));
-    let samples = hr_durations(&data.hr, from, to);
+    let samples = hr_durations(day_hr);
     let with_rest = hr_max.zip(resting_hr).filter(|(max, rest)| max > rest);
     let zone_minutes = with_rest.map(|(max, rest)| load::zone_minutes(&samples, rest, max));
     let banister_trimp =
         with_rest.zip(profile).map(|((max, rest), p)| load::banister_trimp(&samples, rest, max, p.sex));
     let edwards_trimp = hr_max.map(|max| load::edwards_trimp(&samples, max));
-
     // Active minutes: Tudor-Locke cadence bands, or HR zones 3 and 4+.
     let (mut moderate, mut vigorous) = (0u32, 0u32);
     for (hr, cadence) in minute_hr.iter().zip(&minute_steps) {
@@ -298,18 +348,13 @@ pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
     if run < NON_WEAR_RUN_MIN {
         wear += run as u32;
     }
-    let spo2_night = night_span.and_then(|(a, b)| {
-        let values: Vec<f64> = data.spo2.iter().filter(|(t, _)| *t >= a && *t < b).map(|s| s.1).collect();
-        let min = values.iter().copied().reduce(f64::min)?;
-        Some(Spo2Night { mean: values.iter().sum::<f64>() / values.len() as f64, min, samples: values.len() as u32 })
-    });
     let skin_temperature_deviation_c =
         data.skin_temperature.iter().filter(|(t, _)| *t > from && *t <= to).map(|s| s.1).next_back();
     let day_minutes = minute_hr.len().max(1) as f64;
     let quality = DataQuality {
-        hr_samples: data.hr.iter().filter(|(t, _)| *t >= from && *t < to).count() as u32,
+        hr_samples: day_hr.len() as u32,
         rr_intervals: data.rr_runs.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, r)| r.len() as u32).sum(),
-        step_epochs: day_steps.len() as u32,
+        step_epochs: day_steps().count() as u32,
         wear_minutes: wear,
         off_wrist_minutes: off_wrist.iter().filter(|m| **m).count() as u32,
         coverage_pct: 100.0 * f64::from(wear) / day_minutes,
@@ -317,8 +362,8 @@ pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
     };
 
     DaySummary {
-        steps: day_steps.iter().map(|e| e.steps).sum(),
-        distance_m: day_steps.iter().map(|e| e.distance_m).sum(),
+        steps: day_steps().map(|e| e.steps).sum(),
+        distance_m: day_steps().map(|e| e.distance_m).sum(),
         moderate_minutes: moderate,
         vigorous_minutes: vigorous,
         resting_hr,
@@ -330,9 +375,9 @@ pub fn summarize(data: &DayData, profile: Option<&Profile>) -> DaySummary {
         bmr_kcal,
         active_kcal,
         energy_kcal,
-        hrv,
-        sleep: sleep_stats,
-        spo2_night,
+        hrv: night.hrv,
+        sleep: night.sleep,
+        spo2_night: night.spo2,
         skin_temperature_deviation_c,
         quality,
     }
@@ -365,3 +410,6 @@ fn off_wrist_minutes(wear: &[(i64, bool)], from: i64, minutes: usize) -> Vec<boo
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -39,11 +39,15 @@ pub fn banister_trimp(samples: &[(f64, f64)], hr_rest: f64, hr_max: f64, sex: Se
         Sex::Male => (0.64, 1.92),
         Sex::Female => (0.86, 1.67),
     };
+    let weighting = PerBpm::new(samples.len(), |hr| {
+        let x = karvonen_x(hr, hr_rest, hr_max).clamp(0.0, 1.0);
+        (x, (b * x).exp())
+    });
     samples
         .iter()
         .map(|&(hr, duration_s)| {
-            let x = karvonen_x(hr, hr_rest, hr_max).clamp(0.0, 1.0);
-            duration_s / 60.0 * x * a * (b * x).exp()
+            let (x, exp_bx) = weighting.get(hr);
+            duration_s / 60.0 * x * a * exp_bx
         })
         .sum()
 }
@@ -51,22 +55,20 @@ pub fn banister_trimp(samples: &[(f64, f64)], hr_rest: f64, hr_max: f64, sex: Se
 /// Edwards TRIMP (Edwards 1993): minutes in each %HRmax zone [0.5, 0.6) … [0.9, ∞) weighted 1..=5;
 /// nothing below 50% HRmax.
 pub fn edwards_trimp(samples: &[(f64, f64)], hr_max: f64) -> f64 {
-    samples
-        .iter()
-        .map(|&(hr, duration_s)| {
-            let fraction = if hr_max > 0.0 { hr / hr_max } else { 0.0 };
-            duration_s / 60.0 * f64::from(zone_of_fraction(fraction))
-        })
-        .sum()
+    let weight = PerBpm::new(samples.len(), |hr| {
+        let fraction = if hr_max > 0.0 { hr / hr_max } else { 0.0 };
+        f64::from(zone_of_fraction(fraction))
+    });
+    samples.iter().map(|&(hr, duration_s)| duration_s / 60.0 * weight.get(hr)).sum()
 }
 
 /// Minutes in Karvonen zones 1..=5 (index 0..=4): zone k for x in [0.4 + 0.1k, 0.5 + 0.1k), zone 5
 /// for x ≥ 0.9; time below x = 0.5 counts nowhere.
 pub fn zone_minutes(samples: &[(f64, f64)], hr_rest: f64, hr_max: f64) -> [f64; 5] {
+    let zone_of = PerBpm::new(samples.len(), |hr| zone(hr, hr_rest, hr_max));
     let mut minutes = [0.0; 5];
     for &(hr, duration_s) in samples {
-        let z = zone(hr, hr_rest, hr_max);
-        if let Some(slot) = usize::from(z).checked_sub(1).and_then(|i| minutes.get_mut(i)) {
+        if let Some(slot) = usize::from(zone_of.get(hr)).checked_sub(1).and_then(|i| minutes.get_mut(i)) {
             *slot += duration_s / 60.0;
         }
     }
@@ -76,6 +78,37 @@ pub fn zone_minutes(samples: &[(f64, f64)], hr_rest: f64, hr_max: f64) -> [f64; 
 /// Zone 1..=5 of one HR by Karvonen x (0 below x=0.5), the same boundaries as zone_minutes.
 pub fn zone(hr: f64, hr_rest: f64, hr_max: f64) -> u8 {
     zone_of_fraction(karvonen_x(hr, hr_rest, hr_max))
+}
+
+/// Whole-bpm readings a [`PerBpm`] table covers; trackers report HR as an integer below this.
+const TABLE_BPM: usize = 256;
+
+/// A function of HR, tabulated for the whole-bpm readings trackers report so that a day of samples
+/// costs one evaluation per bpm value (an `exp` for Banister) instead of one per sample. Any other HR
+/// (fractional, out of the table) is computed directly. The table holds exactly what the function
+/// returns, so a result never depends on whether it came from the table.
+struct PerBpm<T, F> {
+    table: Vec<T>,
+    compute: F,
+}
+
+impl<T: Copy, F: Fn(f64) -> T> PerBpm<T, F> {
+    /// Tabulates `compute` only when `lookups` outnumber the table's entries; fewer are cheaper
+    /// computed.
+    fn new(lookups: usize, compute: F) -> Self {
+        let table =
+            if lookups > TABLE_BPM { (0..TABLE_BPM).map(|bpm| compute(bpm as f64)).collect() } else { Vec::new() };
+        PerBpm { table, compute }
+    }
+
+    fn get(&self, hr: f64) -> T {
+        // Looked up only when `hr` is bit for bit a table index (so not −0.0, not NaN).
+        let bpm = hr as usize;
+        match self.table.get(bpm) {
+            Some(&value) if (bpm as f64).to_bits() == hr.to_bits() => value,
+            _ => (self.compute)(hr),
+        }
+    }
 }
 
 /// The highest HR sustained for at least `window_s` seconds, so that one spurious spike cannot set
@@ -252,5 +285,76 @@ mod tests {
         assert!(close(hr_max_used(None, 40.0, None), 180.0));
         assert!(close(hr_max_used(None, 40.0, Some(170.0)), 180.0));
         assert_eq!(hr_max_used(None, 40.0, Some(186.0)), 186.0);
+    }
+
+    /// Deterministic pseudo-random numbers below `n` (an LCG; no dependency for a test).
+    fn lcg(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |n| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n
+        }
+    }
+
+    #[test]
+    fn lookup_tables_give_the_directly_computed_results() {
+        // The formulas as they were before the per-bpm tables: computed for every sample.
+        fn direct_banister(samples: &[(f64, f64)], hr_rest: f64, hr_max: f64, sex: Sex) -> f64 {
+            let (a, b) = match sex {
+                Sex::Male => (0.64, 1.92),
+                Sex::Female => (0.86, 1.67),
+            };
+            samples
+                .iter()
+                .map(|&(hr, duration_s)| {
+                    let x = karvonen_x(hr, hr_rest, hr_max).clamp(0.0, 1.0);
+                    duration_s / 60.0 * x * a * (b * x).exp()
+                })
+                .sum()
+        }
+        fn direct_edwards(samples: &[(f64, f64)], hr_max: f64) -> f64 {
+            samples
+                .iter()
+                .map(|&(hr, duration_s)| {
+                    let fraction = if hr_max > 0.0 { hr / hr_max } else { 0.0 };
+                    duration_s / 60.0 * f64::from(zone_of_fraction(fraction))
+                })
+                .sum()
+        }
+        fn direct_zone_minutes(samples: &[(f64, f64)], hr_rest: f64, hr_max: f64) -> [f64; 5] {
+            let mut minutes = [0.0; 5];
+            for &(hr, duration_s) in samples {
+                if let Some(slot) =
+                    usize::from(zone(hr, hr_rest, hr_max)).checked_sub(1).and_then(|i| minutes.get_mut(i))
+                {
+                    *slot += duration_s / 60.0;
+                }
+            }
+            minutes
+        }
+
+        let mut next = lcg(5);
+        for case in 0..200 {
+            let len = if case < 20 { case * 20 } else { next(5000) as usize };
+            let samples: Vec<(f64, f64)> = (0..len)
+                .map(|_| {
+                    let hr = match next(50) {
+                        0 => 40.0 + next(2000) as f64 / 10.0,
+                        1 => -0.0,
+                        2 => 250.0 + next(20) as f64,
+                        _ => 40.0 + next(170) as f64,
+                    };
+                    (hr, [1.0, 5.0, 15.0, next(15_000) as f64 / 1000.0][next(4) as usize])
+                })
+                .collect();
+            let hr_rest = 35.0 + next(40) as f64 + [0.0, 0.5, 0.25][next(3) as usize];
+            let hr_max = [hr_rest, hr_rest - 10.0, 150.0 + next(60) as f64, 187.3][next(4) as usize];
+            let sex = if next(2) == 0 { Sex::Male } else { Sex::Female };
+            let banister = banister_trimp(&samples, hr_rest, hr_max, sex);
+            assert_eq!(banister.to_bits(), direct_banister(&samples, hr_rest, hr_max, sex).to_bits(), "case {case}");
+            assert_eq!(edwards_trimp(&samples, hr_max).to_bits(), direct_edwards(&samples, hr_max).to_bits());
+            let minutes = zone_minutes(&samples, hr_rest, hr_max).map(f64::to_bits);
+            assert_eq!(minutes, direct_zone_minutes(&samples, hr_rest, hr_max).map(f64::to_bits), "case {case}");
+        }
     }
 }

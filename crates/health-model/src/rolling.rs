@@ -1,6 +1,7 @@
 //! The rolling series over dense days: fitness/fatigue/form, ACWR, resting-HR anomalies and the HRV
 //! baseline. Every value depends only on the days up to its own, so a late batch for day D means
-//! recomputing from D forward.
+//! recomputing from D forward: from a [`LoadState`] for the load series, and from
+//! [`ROLLING_LOOKBACK_DAYS`] before D for the others.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,28 +45,95 @@ pub struct LoadDay {
 ///
 /// load_series.json: dense days, day 0 first, CTL=ATL=0 and EWMA=0 before day 0.
 pub fn load_series(daily_load: &[f64]) -> Vec<LoadDay> {
-    let k_ctl = 1.0 - (-1.0 / CTL_DAYS).exp();
-    let k_atl = 1.0 - (-1.0 / ATL_DAYS).exp();
-    let l7 = 2.0 / (ACUTE_DAYS as f64 + 1.0);
-    let l28 = 2.0 / (CHRONIC_DAYS as f64 + 1.0);
-    let (mut ctl, mut atl, mut ewma7, mut ewma28) = (0.0, 0.0, 0.0, 0.0);
-    daily_load
-        .iter()
-        .enumerate()
-        .map(|(d, &load)| {
-            let tsb = ctl - atl;
-            ctl += k_ctl * (load - ctl);
-            atl += k_atl * (load - atl);
-            ewma7 = l7 * load + (1.0 - l7) * ewma7;
-            ewma28 = l28 * load + (1.0 - l28) * ewma28;
-            let full = d + 1 >= CHRONIC_DAYS;
-            // Windows are summed afresh each day rather than as a running sum, so no rounding drifts in.
-            let window_mean = |days: usize| daily_load[d + 1 - days..=d].iter().sum::<f64>() / days as f64;
-            let acwr_rolling = if full { ratio(window_mean(ACUTE_DAYS), window_mean(CHRONIC_DAYS)) } else { None };
-            let acwr_ewma = if full { ratio(ewma7, ewma28) } else { None };
-            LoadDay { load, ctl, atl, tsb, acwr_rolling, acwr_ewma, ewma7, ewma28 }
-        })
-        .collect()
+    LoadState::new().advance(daily_load)
+}
+
+/// Where the load series stands after a day: all that carrying it forward needs, so that a late
+/// batch for day D recomputes the series from D instead of from the user's first day. Carrying a
+/// state forward gives, bit for bit, what [`load_series`] gives over the whole history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadState {
+    /// Days in the series so far: the index of the next day (ACWR needs day index 27).
+    days: usize,
+    ctl: f64,
+    atl: f64,
+    ewma7: f64,
+    ewma28: f64,
+    /// The loads of the last `CHRONIC_DAYS - 1` days (all of them before that), oldest first: the
+    /// rest of the next day's rolling windows.
+    recent: Vec<f64>,
+}
+
+impl LoadState {
+    /// Before day 0: no history, CTL = ATL = EWMA = 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// After `previous`, day `index` of the series, as stored from an earlier run.
+    /// `loads_so_far` are the daily loads up to and including that day, oldest first; only the last
+    /// `CHRONIC_DAYS - 1` are used.
+    ///
+    /// # Panics
+    /// If `loads_so_far` holds fewer than `min(index + 1, CHRONIC_DAYS - 1)` loads: the rolling
+    /// windows would silently miss days.
+    pub fn after(previous: &LoadDay, index: usize, loads_so_far: &[f64]) -> Self {
+        let days = index + 1;
+        let needed = days.min(CHRONIC_DAYS - 1);
+        assert!(
+            loads_so_far.len() >= needed,
+            "resuming the load series after day {index} needs the last {needed} loads, got {}",
+            loads_so_far.len(),
+        );
+        LoadState {
+            days,
+            ctl: previous.ctl,
+            atl: previous.atl,
+            ewma7: previous.ewma7,
+            ewma28: previous.ewma28,
+            recent: loads_so_far[loads_so_far.len() - needed..].to_vec(),
+        }
+    }
+
+    /// The index the next day will have.
+    pub fn days(&self) -> usize {
+        self.days
+    }
+
+    /// The series over the days that follow, one per load; the state moves on past them.
+    pub fn advance(&mut self, loads: &[f64]) -> Vec<LoadDay> {
+        let k_ctl = 1.0 - (-1.0 / CTL_DAYS).exp();
+        let k_atl = 1.0 - (-1.0 / ATL_DAYS).exp();
+        let l7 = 2.0 / (ACUTE_DAYS as f64 + 1.0);
+        let l28 = 2.0 / (CHRONIC_DAYS as f64 + 1.0);
+        // The remembered days, then the new ones: every rolling window lies within.
+        let history = [self.recent.as_slice(), loads].concat();
+        let (mut ctl, mut atl, mut ewma7, mut ewma28) = (self.ctl, self.atl, self.ewma7, self.ewma28);
+        let out = loads
+            .iter()
+            .enumerate()
+            .map(|(k, &load)| {
+                let d = self.days + k;
+                let today = self.recent.len() + k;
+                let tsb = ctl - atl;
+                ctl += k_ctl * (load - ctl);
+                atl += k_atl * (load - atl);
+                ewma7 = l7 * load + (1.0 - l7) * ewma7;
+                ewma28 = l28 * load + (1.0 - l28) * ewma28;
+                let full = d + 1 >= CHRONIC_DAYS;
+                // Windows are summed afresh each day rather than as a running sum, so no rounding
+                // drifts in and the result does not depend on where the series was resumed.
+                let window_mean = |days: usize| history[today + 1 - days..=today].iter().sum::<f64>() / days as f64;
+                let acwr_rolling = if full { ratio(window_mean(ACUTE_DAYS), window_mean(CHRONIC_DAYS)) } else { None };
+                let acwr_ewma = if full { ratio(ewma7, ewma28) } else { None };
+                LoadDay { load, ctl, atl, tsb, acwr_rolling, acwr_ewma, ewma7, ewma28 }
+            })
+            .collect();
+        (self.ctl, self.atl, self.ewma7, self.ewma28) = (ctl, atl, ewma7, ewma28);
+        self.days += loads.len();
+        self.recent = history[history.len().saturating_sub(CHRONIC_DAYS - 1)..].to_vec();
+        out
+    }
 }
 
 /// acute ÷ chronic, None when the chronic value is 0.
@@ -87,6 +155,13 @@ pub fn acwr_band(acwr: f64) -> &'static str {
         "low"
     }
 }
+
+/// How many days before day D a slice given to [`rhr_anomalies`] or [`hrv_baseline`] must start for
+/// its outputs from D on to equal, bit for bit, those over the whole history: day D reads the ln RMSSD
+/// of D−59..D, and the resting HR of D−29..D (its own 28-day baseline, and yesterday's for
+/// NightSignal).
+pub const ROLLING_LOOKBACK_DAYS: usize =
+    if HRV_BASELINE_DAYS - 1 > RHR_BASELINE_DAYS + 1 { HRV_BASELINE_DAYS - 1 } else { RHR_BASELINE_DAYS + 1 };
 
 /// Days of resting-HR history that form the baseline.
 pub const RHR_BASELINE_DAYS: usize = 28;
@@ -115,7 +190,8 @@ pub struct RhrDay {
     pub night_signal: bool,
 }
 
-/// Resting-HR anomalies over a dense daily series (None = no resting HR that day).
+/// Resting-HR anomalies over a dense daily series (None = no resting HR that day). Day d reads days
+/// d−29..d only, so a slice from [`ROLLING_LOOKBACK_DAYS`] before a day on gives that day's values.
 ///
 /// rhr_anomaly.json
 pub fn rhr_anomalies(daily_rhr: &[Option<f64>]) -> Vec<RhrDay> {
@@ -196,7 +272,8 @@ pub struct HrvDay {
 ///
 /// 7-day rolling mean of ln RMSSD (days d-6..d, non-missing values, None if none) against the mean ±
 /// 0.5 SD (SD n-1) of the 60 days d-59..d (non-missing, needs >= 2 values); within_normal = rolling7
-/// within [mean - 0.5 SD, mean + 0.5 SD].
+/// within [mean - 0.5 SD, mean + 0.5 SD]. Day d reads days d−59..d only, so a slice from
+/// [`ROLLING_LOOKBACK_DAYS`] before a day on gives that day's values.
 pub fn hrv_baseline(daily_ln_rmssd: &[Option<f64>]) -> Vec<HrvDay> {
     let present =
         |from: usize, to: usize| -> Vec<f64> { daily_ln_rmssd[from..=to].iter().flatten().copied().collect() };
@@ -375,5 +452,130 @@ mod tests {
         assert_eq!(days[60].baseline60_sd, Some(0.0));
         assert_eq!(days[60].within_normal, Some(true));
         assert!(days[59].baseline60_sd.unwrap() > 0.0);
+    }
+
+    /// Deterministic pseudo-random numbers below `n` (an LCG; no dependency for a test).
+    fn lcg(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut state = seed;
+        move |n| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n
+        }
+    }
+
+    /// Debug output tells every f64 bit pattern apart, so equal text is a bit-for-bit equal series.
+    fn bits<T: std::fmt::Debug>(days: &[T]) -> String {
+        format!("{days:?}")
+    }
+
+    /// 120 days with rest days (load 0) and days without a resting HR or an HRV reading (None).
+    fn random_series(seed: u64) -> (Vec<f64>, Vec<Option<f64>>, Vec<Option<f64>>) {
+        let mut next = lcg(seed);
+        let loads = (0..120).map(|_| if next(4) == 0 { 0.0 } else { next(30_000) as f64 / 100.0 }).collect();
+        let rhr = (0..120).map(|_| (next(5) != 0).then(|| 45.0 + next(2_000) as f64 / 100.0)).collect();
+        let ln_rmssd = (0..120).map(|_| (next(5) != 0).then(|| 3.0 + next(1_500) as f64 / 1_000.0)).collect();
+        (loads, rhr, ln_rmssd)
+    }
+
+    #[test]
+    fn load_series_is_bit_identical_to_the_one_pass_version() {
+        // `load_series` as it was before `LoadState`: one loop over the whole history.
+        fn reference(daily_load: &[f64]) -> Vec<LoadDay> {
+            let k_ctl = 1.0 - (-1.0 / CTL_DAYS).exp();
+            let k_atl = 1.0 - (-1.0 / ATL_DAYS).exp();
+            let l7 = 2.0 / (ACUTE_DAYS as f64 + 1.0);
+            let l28 = 2.0 / (CHRONIC_DAYS as f64 + 1.0);
+            let (mut ctl, mut atl, mut ewma7, mut ewma28) = (0.0, 0.0, 0.0, 0.0);
+            daily_load
+                .iter()
+                .enumerate()
+                .map(|(d, &load)| {
+                    let tsb = ctl - atl;
+                    ctl += k_ctl * (load - ctl);
+                    atl += k_atl * (load - atl);
+                    ewma7 = l7 * load + (1.0 - l7) * ewma7;
+                    ewma28 = l28 * load + (1.0 - l28) * ewma28;
+                    let full = d + 1 >= CHRONIC_DAYS;
+                    let window_mean = |days: usize| daily_load[d + 1 - days..=d].iter().sum::<f64>() / days as f64;
+                    let acwr_rolling =
+                        if full { ratio(window_mean(ACUTE_DAYS), window_mean(CHRONIC_DAYS)) } else { None };
+                    let acwr_ewma = if full { ratio(ewma7, ewma28) } else { None };
+                    LoadDay { load, ctl, atl, tsb, acwr_rolling, acwr_ewma, ewma7, ewma28 }
+                })
+                .collect()
+        }
+        for seed in 1..=5 {
+            let (loads, _, _) = random_series(seed);
+            assert_eq!(bits(&load_series(&loads)), bits(&reference(&loads)), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn resumed_load_series_equals_the_full_one_at_every_split() {
+        for seed in 1..=3 {
+            let (loads, _, _) = random_series(seed);
+            let full = load_series(&loads);
+            for d in 0..=loads.len() {
+                let (mut state, mut minimal) = match d {
+                    0 => (LoadState::new(), LoadState::new()),
+                    _ => (
+                        LoadState::after(&full[d - 1], d - 1, &loads[..d]),
+                        // Only the loads the rolling windows need.
+                        LoadState::after(&full[d - 1], d - 1, &loads[d.saturating_sub(CHRONIC_DAYS - 1)..d]),
+                    ),
+                };
+                assert_eq!(state, minimal, "seed {seed} day {d}");
+                assert_eq!(state.days(), d);
+                let expected = bits(&full[d..]);
+                assert_eq!(bits(&state.advance(&loads[d..])), expected, "seed {seed} day {d}");
+                // Carried on in two steps (yesterday, then today), the state gives the same.
+                let (first, rest) = loads[d..].split_at((loads.len() - d) / 2);
+                let mut two_steps = minimal.advance(first);
+                two_steps.extend(minimal.advance(rest));
+                assert_eq!(bits(&two_steps), expected, "seed {seed} day {d}");
+                assert_eq!(minimal, state, "seed {seed} day {d}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "needs the last 27 loads")]
+    fn resuming_without_the_window_panics() {
+        let loads = [10.0; 40];
+        let full = load_series(&loads);
+        let _ = LoadState::after(&full[35], 35, &loads[10..35]);
+    }
+
+    #[test]
+    fn rhr_and_hrv_over_the_lookback_equal_the_full_history_at_every_split() {
+        for seed in 1..=3 {
+            let (_, rhr, ln_rmssd) = random_series(seed);
+            let (full_rhr, full_hrv) = (rhr_anomalies(&rhr), hrv_baseline(&ln_rmssd));
+            for d in 0..=rhr.len() {
+                let from = d.saturating_sub(ROLLING_LOOKBACK_DAYS);
+                let resumed_rhr = rhr_anomalies(&rhr[from..]);
+                assert_eq!(bits(&resumed_rhr[d - from..]), bits(&full_rhr[d..]), "seed {seed} day {d}");
+                let resumed_hrv = hrv_baseline(&ln_rmssd[from..]);
+                assert_eq!(bits(&resumed_hrv[d - from..]), bits(&full_hrv[d..]), "seed {seed} day {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_day_less_of_lookback_is_not_enough() {
+        // Each function's own lookback is needed in full: with one day less (29 − 1 for resting HR,
+        // 59 − 1 for HRV) some output changes.
+        let (_, rhr, ln_rmssd) = random_series(1);
+        let (full_rhr, full_hrv) = (rhr_anomalies(&rhr), hrv_baseline(&ln_rmssd));
+        let rhr_short = (RHR_BASELINE_DAYS + 1..rhr.len()).any(|d| {
+            let from = d - RHR_BASELINE_DAYS;
+            bits(&rhr_anomalies(&rhr[from..])[d - from..]) != bits(&full_rhr[d..])
+        });
+        let hrv_short = (HRV_BASELINE_DAYS - 1..ln_rmssd.len()).any(|d| {
+            let from = d + 2 - HRV_BASELINE_DAYS;
+            bits(&hrv_baseline(&ln_rmssd[from..])[d - from..]) != bits(&full_hrv[d..])
+        });
+        assert!(rhr_short && hrv_short);
+        assert_eq!(ROLLING_LOOKBACK_DAYS, HRV_BASELINE_DAYS - 1);
     }
 }

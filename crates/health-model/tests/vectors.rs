@@ -1,9 +1,11 @@
-//! Runs every case of the independent test vectors (`shared/vectors/health-model/*.json`) through the
-//! model and compares every expected value, within each file's stated tolerance.
+//! Runs every case of the independent test vectors through the model and compares every expected
+//! value, within each file's stated tolerance.
 //!
-//! The folder comes from `HEALTH_MODEL_VECTORS` so that any other vector set in the same format runs
-//! through this harness. A missing folder, a missing file, a file without cases or a file this
-//! harness does not know fails loudly rather than passing with nothing checked.
+//! The vectors live in `tests/vectors/` (a copy of `shared/vectors/health-model/`), so the tests
+//! never read outside the repository; `HEALTH_MODEL_VECTORS` names another folder, so that any other
+//! vector set in the same format runs through this harness. A missing folder, a missing file, a file
+//! without cases or a file this harness does not know fails loudly rather than passing with nothing
+//! checked.
 
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use health_model::{energy, hrv, load, resting, rolling, sleep, Sex};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-const DEFAULT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/health-model");
+const DEFAULT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 
 /// Every vector file this harness checks, one `#[test]` each.
 const FILES: [&str; 8] = [
@@ -87,7 +89,7 @@ impl Case<'_> {
 /// Loads `name`, runs `compute` on each case and compares its output with the case's `expected`.
 fn check_file(name: &str, compute: impl Fn(&Case<'_>) -> Value) {
     let dir = vectors_dir();
-    assert!(dir.is_dir(), "vector folder {} is missing (set HEALTH_MODEL_VECTORS)", dir.display());
+    assert!(dir.is_dir(), "vector folder {} is missing (HEALTH_MODEL_VECTORS overrides the default)", dir.display());
     let path = dir.join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: cannot read {}: {e}", path.display()));
     let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
@@ -191,7 +193,15 @@ fn hrv_time_domain() {
 
 #[test]
 fn hrv_filtered() {
-    check_file("hrv_filtered.json", |case| to_json(hrv::filtered(&case.input::<Vec<f64>>("/rr_ms"))));
+    check_file("hrv_filtered.json", |case| {
+        let rr: Vec<f64> = case.input("/rr_ms");
+        let mut out = to_json(hrv::filtered(&rr));
+        // The per-beat verdicts are not part of the summary; the vectors check them all the same.
+        if let Value::Object(fields) = &mut out {
+            fields.insert("valid".to_string(), json!(hrv::beat_verdicts(&rr)));
+        }
+        out
+    });
 }
 
 #[test]
@@ -262,8 +272,9 @@ fn rhr_anomaly() {
 #[test]
 fn every_vector_file_is_checked() {
     let dir = vectors_dir();
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("vector folder {} is missing (set HEALTH_MODEL_VECTORS): {e}", dir.display()));
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!("vector folder {} is missing (HEALTH_MODEL_VECTORS overrides the default): {e}", dir.display())
+    });
     let mut unknown = Vec::new();
     for entry in entries {
         let name = entry.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())).file_name();

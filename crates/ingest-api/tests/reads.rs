@@ -39,6 +39,8 @@ async fn spawn_stack(with_processor: bool) -> Stack {
         db_pool_size: 4,
         batch_max_events: 100,
         batch_max_wait: Duration::from_millis(20),
+        cache_budget_bytes: 64 << 20,
+        max_series_days: 1096,
     };
     // The schema of the read model exists before any read.
     processor::migrate(&processor::db::pool(&db.url, 1)).await.expect("migrations");

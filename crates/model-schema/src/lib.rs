@@ -40,18 +40,19 @@ diesel::table! {
         height_cm -> Float8,
         hr_max -> Nullable<Int4>,
         as_of_ms -> Int8,
+        as_of_sync_id -> Uuid,
     }
 }
 
 diesel::table! {
-    day_chunks (user_id, local_date, sync_id) {
+    day_samples (user_id, local_date, sync_id) {
         user_id -> Text,
         local_date -> Date,
         sync_id -> Uuid,
         device_id -> Text,
         utc_offset_minutes -> Int4,
-        synced_at_ms -> Int8,
-        chunk -> Jsonb,
+        phone_time_ms -> Int8,
+        samples -> Bytea,
     }
 }
 
@@ -87,6 +88,9 @@ diesel::table! {
         rhr_flag -> Bool,
         night_signal -> Bool,
         metrics -> Jsonb,
+        day_index -> Int4,
+        ewma7 -> Float8,
+        ewma28 -> Float8,
     }
 }
 
@@ -94,7 +98,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     partition_watermarks,
     sync_status,
     user_profiles,
-    day_chunks,
+    day_samples,
     daily_metrics,
     rolling_metrics
 );

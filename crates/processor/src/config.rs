@@ -19,6 +19,10 @@ pub struct Settings {
     pub batch_max_events: usize,
     /// How long a batch waits to fill before it is applied anyway.
     pub batch_max_wait: Duration,
+    /// Memory for the users' in-memory model (canonical day samples and recent series).
+    pub cache_budget_bytes: usize,
+    /// Longest dense series a user may have, and farthest a sample may lie from its ingest time.
+    pub max_series_days: u64,
 }
 
 impl Settings {
@@ -32,8 +36,10 @@ impl Settings {
             group_id: var("PROCESSOR_GROUP_ID", "processor"),
             ops_addr: var("PROCESSOR_OPS_ADDR", "127.0.0.1:9090"),
             db_pool_size: parse("PROCESSOR_DB_POOL_SIZE", "8")?,
-            batch_max_events: parse("PROCESSOR_BATCH_MAX_EVENTS", "500")?,
+            batch_max_events: parse("PROCESSOR_BATCH_MAX_EVENTS", "2000")?,
             batch_max_wait: Duration::from_millis(parse("PROCESSOR_BATCH_MAX_WAIT_MS", "50")?),
+            cache_budget_bytes: parse::<usize>("PROCESSOR_CACHE_BUDGET_MB", "512")?.saturating_mul(1 << 20),
+            max_series_days: parse("PROCESSOR_MAX_SERIES_DAYS", "1096")?,
         })
     }
 }

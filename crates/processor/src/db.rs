@@ -19,6 +19,34 @@ pub fn pool(database_url: &str, size: u32) -> PgPool {
         .build_unchecked(ConnectionManager::new(database_url))
 }
 
+/// Counts every statement a connection sends (BEGIN and COMMIT included), for the
+/// statements-per-sync figure.
+#[derive(Debug)]
+struct CountStatements(prometheus::IntCounter);
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for CountStatements {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::connection::{Connection, InstrumentationEvent};
+        let counter = self.0.clone();
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                counter.inc();
+            }
+        });
+        Ok(())
+    }
+}
+
+/// The processor's pool: as [`pool`], and every statement is counted in `statements`.
+pub fn counting_pool(database_url: &str, size: u32, statements: prometheus::IntCounter) -> PgPool {
+    Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .connection_customizer(Box::new(CountStatements(statements)))
+        .build_unchecked(ConnectionManager::new(database_url))
+}
+
 /// Applies pending migrations and returns their names.
 pub fn run_migrations(pool: &PgPool) -> anyhow::Result<Vec<String>> {
     let mut conn = pool.get().context("connecting to PostgreSQL to run migrations")?;

@@ -1,29 +1,38 @@
 //! The processor: consumes DeviceSynced in its own consumer group and writes to PostgreSQL only.
 
+pub mod apply;
+mod backoff;
+pub mod cache;
+pub mod chunk;
+pub mod chunk_codec;
 pub mod config;
-pub mod consumer;
+mod consumer;
+pub mod day_state;
 pub mod db;
+mod dead_letter;
 pub mod metrics;
-pub mod model;
-pub mod ops;
-pub mod recompute;
+mod ops;
 pub use model_schema as schema;
-pub mod store;
+pub mod series;
+pub mod sql;
+pub mod sync_outcome;
 pub mod topics;
+mod worker;
 
 use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use log::info;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::ModelCache;
 use crate::config::Settings;
-use crate::consumer::Worker;
 use crate::db::PgPool;
 use crate::metrics::Metrics;
+use crate::worker::Worker;
 
 pub struct Application {
     ops_port: u16,
@@ -34,14 +43,16 @@ pub struct Application {
 impl Application {
     /// Migrates the database, joins the consumer group and binds the ops endpoints.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = db::pool(&settings.database_url, settings.db_pool_size);
+        let metrics = Metrics::new();
+        let pool = db::counting_pool(&settings.database_url, settings.db_pool_size, metrics.sql_statements.clone());
         let migrated = migrate(&pool).await?;
         if !migrated.is_empty() {
             info!("applied migrations: {}", migrated.join(", "));
         }
-        let metrics = Metrics::new();
-        let consumer = Arc::new(consumer::consumer(&settings, &metrics).context("creating the Kafka consumer")?);
-        let dlq = consumer::dlq_producer(&settings).context("creating the dead-letter producer")?;
+        let cache = Arc::new(Mutex::new(ModelCache::new(settings.cache_budget_bytes, metrics.cache.clone())));
+        let consumer =
+            Arc::new(consumer::consumer(&settings, &metrics, cache.clone()).context("creating the Kafka consumer")?);
+        let dlq = dead_letter::producer(&settings).context("creating the dead-letter producer")?;
         let decoder = events::EventDecoder::new(&settings.schema_registry_url, events::device_synced::schema())?;
         let listener = TcpListener::bind(&settings.ops_addr)
             .with_context(|| format!("binding the ops endpoints to {}", settings.ops_addr))?;
@@ -58,7 +69,11 @@ impl Application {
             },
         )?;
         info!("ops endpoints on http://{}", settings.ops_addr.replace(":0", &format!(":{ops_port}")));
-        Ok(Self { ops_port, ops_server, worker: Worker { settings, consumer, decoder, dlq, pool, metrics, healthy } })
+        Ok(Self {
+            ops_port,
+            ops_server,
+            worker: Worker { settings, consumer, decoder, dlq, pool, cache, metrics, healthy },
+        })
     }
 
     pub fn ops_port(&self) -> u16 {

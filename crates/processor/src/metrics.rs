@@ -1,6 +1,8 @@
 //! Prometheus metrics of the processor.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::cache::CacheMetrics;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -15,6 +17,9 @@ pub struct Metrics {
     pub retries: IntCounter,
     /// Records behind the high watermark, per partition (librdkafka statistics, every 5 s).
     pub consumer_lag: IntGaugeVec,
+    /// Statements sent to PostgreSQL, BEGIN and COMMIT included.
+    pub sql_statements: IntCounter,
+    pub cache: CacheMetrics,
 }
 
 impl Metrics {
@@ -24,7 +29,7 @@ impl Metrics {
             .expect("valid metric");
         let batch_size = Histogram::with_opts(
             HistogramOpts::new("batch_size", "Events per database transaction")
-                .buckets(vec![1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0]),
+                .buckets(vec![1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0]),
         )
         .expect("valid metric");
         let batch_seconds =
@@ -40,6 +45,22 @@ impl Metrics {
         let consumer_lag =
             IntGaugeVec::new(Opts::new("consumer_lag", "Records behind the high watermark"), &["topic", "partition"])
                 .expect("valid metric");
+        let sql_statements =
+            IntCounter::new("sql_statements_total", "Statements sent to PostgreSQL").expect("valid metric");
+        let cache = CacheMetrics {
+            bytes: IntGauge::new("cache_bytes", "Approximate memory of the in-memory model").expect("valid metric"),
+            users: IntGauge::new("cache_users", "Users held in the in-memory model").expect("valid metric"),
+            hits: IntCounter::new("cache_hits_total", "Users of a batch found in memory").expect("valid metric"),
+            misses: IntCounter::new("cache_misses_total", "Users of a batch loaded from the database")
+                .expect("valid metric"),
+            evictions: IntCounter::new("cache_evictions_total", "Users evicted to stay within the budget")
+                .expect("valid metric"),
+            invalidations: IntCounter::new(
+                "cache_invalidations_total",
+                "Partitions whose cached users were dropped because another writer moved the watermark",
+            )
+            .expect("valid metric"),
+        };
         for m in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(batch_size.clone()),
@@ -47,10 +68,27 @@ impl Metrics {
             Box::new(end_to_end_lag_seconds.clone()),
             Box::new(retries.clone()),
             Box::new(consumer_lag.clone()),
+            Box::new(sql_statements.clone()),
+            Box::new(cache.bytes.clone()),
+            Box::new(cache.users.clone()),
+            Box::new(cache.hits.clone()),
+            Box::new(cache.misses.clone()),
+            Box::new(cache.evictions.clone()),
+            Box::new(cache.invalidations.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
-        Self { registry, events, batch_size, batch_seconds, end_to_end_lag_seconds, retries, consumer_lag }
+        Self {
+            registry,
+            events,
+            batch_size,
+            batch_seconds,
+            end_to_end_lag_seconds,
+            retries,
+            consumer_lag,
+            sql_statements,
+            cache,
+        }
     }
 
     pub fn render(&self) -> String {

@@ -44,6 +44,8 @@ pub async fn spawn_processor_with(adjust: impl FnOnce(&mut Settings)) -> TestPro
         db_pool_size: 4,
         batch_max_events: 100,
         batch_max_wait: Duration::from_millis(20),
+        cache_budget_bytes: 64 << 20,
+        max_series_days: 1096,
     };
     let mut settings = settings;
     adjust(&mut settings);

@@ -1,0 +1,520 @@
+//! The processor's one write: one partition's batch of events, applied in one transaction.
+//!
+//! 1. lock the partition's watermark row; events at or below it were applied already;
+//! 2. take the batch's users from the cache (committed state only), loading misses with one
+//!    statement per table;
+//! 3. insert sync statuses and raw chunks; only chunks that are really new change the state;
+//! 4. recompute each changed user-day once, and resume each user's rolling series at its
+//!    earliest changed day;
+//! 5. write daily and rolling rows and raise the watermark, one statement each;
+//! 6. after the commit, put the users back into the cache.
+//!
+//! About ten statements per batch, whatever its size.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+
+use chrono::{Datelike, Days, NaiveDate};
+use diesel::prelude::*;
+use events::device_synced::Sex;
+use events::DeviceSynced;
+use health_model::day::{self, DayData};
+use health_model::Profile;
+
+use crate::cache::{ModelCache, StoredProfile, UserModel};
+use crate::chunk::{self, local_midnight_ms, Chunk};
+use crate::chunk_codec;
+use crate::day_state::{self, DayState, SyncSource};
+use crate::series::{DailyValues, Series, LOOKBACK_DAYS};
+use crate::sql::{self, DailyRow, ProfileRow, StoredChunk};
+use crate::sync_outcome::SyncOutcome;
+
+/// One consumed record to apply: its sync status, and the event when there is one to model.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub outcome: SyncOutcome,
+    pub event: Option<DeviceSynced>,
+}
+
+/// Why a batch could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("no database connection: {0}")]
+    Pool(String),
+    /// The data itself cannot be applied; retrying will not help.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl ApplyError {
+    /// Whether the failure may be the data's rather than the environment's: only such failures
+    /// are worth isolating an event for. Connection loss, serialization conflicts and the like
+    /// are retried as they are.
+    pub fn may_be_poison(&self) -> bool {
+        use diesel::result::DatabaseErrorKind as K;
+        use diesel::result::Error as E;
+        match self {
+            ApplyError::Unusable(_) => true,
+            ApplyError::Database(E::DatabaseError(kind, _)) => matches!(
+                kind,
+                K::UniqueViolation
+                    | K::ForeignKeyViolation
+                    | K::NotNullViolation
+                    | K::CheckViolation
+                    | K::RestrictViolation
+                    | K::ExclusionViolation
+                    | K::Unknown
+            ),
+            ApplyError::Database(E::DeserializationError(_) | E::SerializationError(_)) => true,
+            ApplyError::Database(_) | ApplyError::Pool(_) => false,
+        }
+    }
+}
+
+/// What the writer needs besides the connection.
+pub struct ModelWriter<'a> {
+    pub topic: &'a str,
+    pub cache: &'a Mutex<ModelCache>,
+    /// Longest dense series a user may have; an event that would stretch it further is unusable.
+    pub max_series_days: u64,
+    /// Whether the partition watermark guards the batch (the processor); false applies every item
+    /// as new (the in-request baseline of `make bench`, which has no log position).
+    pub watermarked: bool,
+}
+
+/// What a committed batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Applied {
+    /// Events above the watermark (new to the database).
+    pub fresh: usize,
+    /// The partition's watermark after the commit.
+    pub watermark: i64,
+}
+
+/// A fresh event's chunk, encoded for storage and kept decoded for the state.
+struct NewChunk {
+    stored: StoredChunk,
+    chunk: Chunk,
+}
+
+impl ModelWriter<'_> {
+    /// Applies `items` (one partition's, in offset order) and raises the partition's watermark
+    /// to `through`, atomically.
+    pub fn apply(
+        &self,
+        conn: &mut PgConnection,
+        partition: i32,
+        through: i64,
+        items: &[Item],
+    ) -> Result<Applied, ApplyError> {
+        let (applied, models) = conn.transaction(|conn| -> Result<_, ApplyError> {
+            let watermark = if self.watermarked { sql::lock_watermark(conn, self.topic, partition)? } else { i64::MIN };
+            let fresh: Vec<&Item> = items.iter().filter(|i| i.outcome.kafka_offset > watermark).collect();
+            let events: Vec<(&DeviceSynced, &SyncOutcome)> =
+                fresh.iter().filter_map(|i| Some((i.event.as_ref()?, &i.outcome))).collect();
+            let users: Vec<&str> =
+                events.iter().map(|(e, _)| e.user_id.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+            let mut models = self.cache.lock().unwrap_or_else(|p| p.into_inner()).take(partition, watermark, &users);
+
+            let new_chunks = new_chunks(&events);
+            self.load_missing(conn, &mut models, &users, &new_chunks)?;
+            for &user in &users {
+                self.check_time_bound(user, &models[user], &new_chunks)?;
+            }
+
+            sql::insert_sync_status(conn, &fresh.iter().map(|i| &i.outcome).collect::<Vec<_>>())?;
+            let stored: Vec<StoredChunk> = new_chunks.iter().map(|c| c.stored.clone()).collect();
+            let inserted: HashSet<sql::ChunkKey> = sql::insert_day_samples(conn, &stored)?.into_iter().collect();
+
+            let mut changed: BTreeMap<String, BTreeSet<NaiveDate>> = BTreeMap::new();
+            for c in &new_chunks {
+                let key = sql::ChunkKey {
+                    user_id: c.stored.user_id.clone(),
+                    local_date: c.stored.local_date,
+                    sync_id: c.stored.sync_id,
+                };
+                if !inserted.contains(&key) {
+                    continue;
+                }
+                let model = models.get_mut(&c.stored.user_id).expect("loaded above");
+                let days = changed.entry(c.stored.user_id.clone()).or_default();
+                days.extend(merge_chunk(model, c));
+            }
+
+            let profile_changed = self.apply_profiles(conn, &mut models, &events)?;
+            for user in &profile_changed {
+                // Every day depends on the profile: load all of the user's days and recompute them.
+                let model = models.get_mut(user.as_str()).expect("loaded above");
+                let all = sql::load_all_day_samples(conn, &[user.as_str()])?;
+                let mut days: BTreeMap<NaiveDate, DayState> = BTreeMap::new();
+                for stored in &all {
+                    merge_stored(&mut days, stored)?;
+                }
+                let dates: Vec<NaiveDate> = days.keys().copied().collect();
+                model.days = days;
+                let touched = changed.entry(user.clone()).or_default();
+                for d in dates {
+                    touched.insert(d);
+                    if let Some(next) = d.succ_opt() {
+                        touched.insert(next);
+                        model.days.entry(next).or_default();
+                    }
+                }
+                if model.series.loaded_from.is_some() {
+                    let rows = sql::load_series(conn, &[(user.as_str(), NaiveDate::MIN)], LOOKBACK_DAYS as i32)?;
+                    model.series = series_of(rows.iter().filter(|r| r.user_id == *user), NaiveDate::MIN);
+                }
+            }
+
+            let mut daily_rows = Vec::new();
+            let mut daily_deletes: Vec<(String, NaiveDate)> = Vec::new();
+            let mut rolling_rows = Vec::new();
+            let mut data = DayData::default();
+            for (user, dates) in &changed {
+                let model = models.get_mut(user.as_str()).expect("loaded above");
+                let mut earliest: Option<NaiveDate> = None;
+                for &date in dates {
+                    match recompute_day(user, date, model, &mut data) {
+                        DayOutcome::Row(row, values) => {
+                            if model.series.set_day(date, Some(values)) {
+                                earliest = earliest.or(Some(date));
+                            }
+                            daily_rows.push(*row);
+                        }
+                        DayOutcome::NoRow => {
+                            if model.series.set_day(date, None) {
+                                earliest = earliest.or(Some(date));
+                                daily_deletes.push((user.clone(), date));
+                            }
+                        }
+                    }
+                }
+                if let Some(from) = earliest {
+                    let rows = model.series.recompute_from(user, from).ok_or_else(|| {
+                        ApplyError::Unusable(format!("the series of user {user} cannot resume at {from}"))
+                    })?;
+                    rolling_rows.extend(rows);
+                }
+            }
+            sql::upsert_daily(conn, &daily_rows)?;
+            sql::delete_daily(conn, &daily_deletes.iter().map(|(u, d)| (u.as_str(), *d)).collect::<Vec<_>>())?;
+            sql::upsert_rolling(conn, &rolling_rows)?;
+            let new_watermark = watermark.max(through);
+            if self.watermarked {
+                sql::raise_watermark(conn, self.topic, partition, new_watermark)?;
+            }
+            Ok((Applied { fresh: fresh.len(), watermark: new_watermark }, models))
+        })?;
+        // Committed: only now does the cache see the new state.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).put_back(partition, applied.watermark, models);
+        Ok(applied)
+    }
+
+    /// Loads what the batch needs and the cache lacks: users (profile and series) and user-days
+    /// (each changed day, the day before it for its night, and the day after it).
+    fn load_missing(
+        &self,
+        conn: &mut PgConnection,
+        models: &mut HashMap<String, UserModel>,
+        users: &[&str],
+        new_chunks: &[NewChunk],
+    ) -> Result<(), ApplyError> {
+        let mut earliest: HashMap<&str, NaiveDate> = HashMap::new();
+        for c in new_chunks {
+            let e = earliest.entry(c.stored.user_id.as_str()).or_insert(c.stored.local_date);
+            *e = (*e).min(c.stored.local_date);
+        }
+        let missing: Vec<&str> = users.iter().copied().filter(|u| !models.contains_key(*u)).collect();
+        if !missing.is_empty() {
+            for row in sql::load_profiles(conn, &missing)? {
+                let profile = stored_profile(&row);
+                models.entry(row.user_id).or_default().profile = Some(profile);
+            }
+        }
+        // Series: of new users, and of cached ones whose window does not reach back far enough.
+        let mut series_from: Vec<(&str, NaiveDate)> = Vec::new();
+        for &user in users {
+            let Some(&from) = earliest.get(user) else { continue };
+            let model = models.entry(user.to_owned()).or_default();
+            if missing.contains(&user) || !model.series.covers(from) {
+                let window = from.checked_sub_days(Days::new(LOOKBACK_DAYS + 2)).unwrap_or(NaiveDate::MIN);
+                series_from.push((user, window));
+            }
+        }
+        if !series_from.is_empty() {
+            let rows = sql::load_series(conn, &series_from, LOOKBACK_DAYS as i32)?;
+            for (user, from) in &series_from {
+                let mine = rows.iter().filter(|r| r.user_id == *user);
+                models.get_mut(*user).expect("inserted above").series = series_of(mine, *from);
+            }
+        }
+        // User-days.
+        let mut wanted: BTreeSet<(&str, NaiveDate)> = BTreeSet::new();
+        for c in new_chunks {
+            let d = c.stored.local_date;
+            for date in [d.pred_opt(), Some(d), d.succ_opt()].into_iter().flatten() {
+                if !models[c.stored.user_id.as_str()].days.contains_key(&date) {
+                    wanted.insert((c.stored.user_id.as_str(), date));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(&str, NaiveDate)> = wanted.iter().copied().collect();
+        let stored = sql::load_day_samples(conn, &keys)?;
+        let mut loaded: HashMap<&str, BTreeMap<NaiveDate, DayState>> = HashMap::new();
+        for &(user, date) in &keys {
+            loaded.entry(user).or_default().insert(date, DayState::default());
+        }
+        for s in &stored {
+            merge_stored(loaded.get_mut(s.user_id.as_str()).expect("requested"), s)?;
+        }
+        for (user, days) in loaded {
+            models.get_mut(user).expect("loaded above").days.extend(days);
+        }
+        Ok(())
+    }
+
+    /// A user's dense series may not stretch past the configured span: it is held and
+    /// recomputed day by day, so its length bounds memory and time. Checked per user over the
+    /// batch; splitting the batch then finds the event that stretches it.
+    fn check_time_bound(&self, user: &str, model: &UserModel, new_chunks: &[NewChunk]) -> Result<(), ApplyError> {
+        let dates = new_chunks.iter().filter(|c| c.stored.user_id == user).map(|c| c.stored.local_date);
+        let known = [model.series.first_day, model.series.daily.keys().next_back().copied()];
+        let (mut lo, mut hi): (Option<NaiveDate>, Option<NaiveDate>) = (None, None);
+        for d in dates.chain(known.into_iter().flatten()) {
+            lo = Some(lo.map_or(d, |l| l.min(d)));
+            hi = Some(hi.map_or(d, |h| h.max(d)));
+        }
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            let span = (hi - lo).num_days().unsigned_abs() + 1;
+            if span > self.max_series_days {
+                return Err(ApplyError::Unusable(format!(
+                    "the series of user {user} would span {span} days ({lo} to {hi}); the limit is {} \
+                     (PROCESSOR_MAX_SERIES_DAYS)",
+                    self.max_series_days
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps each user's latest profile by the conflict rule; returns users whose profile values
+    /// changed (every day of theirs depends on it).
+    fn apply_profiles(
+        &self,
+        conn: &mut PgConnection,
+        models: &mut HashMap<String, UserModel>,
+        events: &[(&DeviceSynced, &SyncOutcome)],
+    ) -> Result<Vec<String>, ApplyError> {
+        let mut latest: BTreeMap<&str, StoredProfile> = BTreeMap::new();
+        for (event, outcome) in events {
+            let Some(p) = &event.profile else { continue };
+            let candidate = StoredProfile {
+                birth_year: p.birth_year,
+                male: p.sex == Sex::Male,
+                weight_kg: p.weight_kg,
+                height_cm: p.height_cm,
+                hr_max: p.hr_max,
+                as_of: SyncSource { phone_time_ms: event.clock.phone_time_ms, sync_id: outcome.sync_id },
+            };
+            let slot = latest.entry(event.user_id.as_str()).or_insert_with(|| candidate.clone());
+            if candidate.as_of > slot.as_of {
+                *slot = candidate;
+            }
+        }
+        let mut rows = Vec::new();
+        let mut changed = Vec::new();
+        for (user, candidate) in latest {
+            let model = models.get_mut(user).expect("loaded above");
+            if model.profile.as_ref().is_some_and(|p| p.as_of >= candidate.as_of) {
+                continue;
+            }
+            let same_values = model
+                .profile
+                .as_ref()
+                .is_some_and(|p| StoredProfile { as_of: candidate.as_of, ..p.clone() } == candidate);
+            rows.push(ProfileRow {
+                user_id: user.to_owned(),
+                birth_year: candidate.birth_year,
+                sex: if candidate.male { "male" } else { "female" }.to_owned(),
+                weight_kg: candidate.weight_kg,
+                height_cm: candidate.height_cm,
+                hr_max: candidate.hr_max,
+                as_of_ms: candidate.as_of.phone_time_ms,
+                as_of_sync_id: candidate.as_of.sync_id,
+            });
+            model.profile = Some(candidate);
+            if !same_values {
+                changed.push(user.to_owned());
+            }
+        }
+        sql::upsert_profiles(conn, &rows)?;
+        Ok(changed)
+    }
+}
+
+/// Splits every fresh event into its per-day chunks, encoded for storage.
+fn new_chunks(events: &[(&DeviceSynced, &SyncOutcome)]) -> Vec<NewChunk> {
+    let mut out = Vec::new();
+    for (event, outcome) in events {
+        for (date, day) in chunk::chunks_of(event) {
+            out.push(NewChunk {
+                stored: StoredChunk {
+                    user_id: event.user_id.clone(),
+                    local_date: date,
+                    sync_id: outcome.sync_id,
+                    device_id: event.device_id.clone(),
+                    utc_offset_minutes: day.offset_minutes,
+                    phone_time_ms: event.clock.phone_time_ms,
+                    samples: chunk_codec::encode(&day.chunk),
+                },
+                chunk: day.chunk,
+            });
+        }
+    }
+    out
+}
+
+fn merge_stored(days: &mut BTreeMap<NaiveDate, DayState>, stored: &StoredChunk) -> Result<(), ApplyError> {
+    let chunk = chunk_codec::decode(&stored.samples).map_err(|e| {
+        ApplyError::Unusable(format!("stored samples of {} on {}: {e}", stored.user_id, stored.local_date))
+    })?;
+    let source = SyncSource { phone_time_ms: stored.phone_time_ms, sync_id: stored.sync_id };
+    days.entry(stored.local_date).or_default().merge(&stored.device_id, source, stored.utc_offset_minutes, &chunk);
+    Ok(())
+}
+
+/// Merges a new chunk into its day and returns the days whose outputs it can change: its own,
+/// and the next one when it reaches that day's night (sleep or wear, or samples at or after the
+/// start of an evening's sleep).
+fn merge_chunk(model: &mut UserModel, c: &NewChunk) -> Vec<NaiveDate> {
+    let date = c.stored.local_date;
+    let source = SyncSource { phone_time_ms: c.stored.phone_time_ms, sync_id: c.stored.sync_id };
+    let state = model.days.entry(date).or_default();
+    let effect = state.merge(&c.stored.device_id, source, c.stored.utc_offset_minutes, &c.chunk);
+    // The day's own night, when the chunk reaches into it.
+    let night_touched = |night: Option<&day::NightSummary>| match night {
+        None => false,
+        Some(n) => {
+            effect.sleep_or_wear || n.span().zip(effect.span).is_some_and(|((a, b), (lo, hi))| hi >= a && lo <= b)
+        }
+    };
+    if night_touched(state.night.as_ref()) {
+        state.night = None;
+    }
+    let mut days = vec![date];
+    let Some(next) = date.succ_opt() else { return days };
+    let offset = state.offset_minutes().unwrap_or(c.stored.utc_offset_minutes);
+    let evening = local_midnight_ms(next, offset) - day::NIGHT_LOOKBACK_MS;
+    let reaches_next = effect.sleep_or_wear
+        || effect.span.is_some_and(|(_, hi)| state.first_sleep_from(evening).is_some_and(|sleep| hi >= sleep));
+    if reaches_next {
+        model.days.entry(next).or_default().night = None;
+        days.push(next);
+    }
+    days
+}
+
+enum DayOutcome {
+    Row(Box<DailyRow>, DailyValues),
+    NoRow,
+}
+
+/// Recomputes one user-day from the canonical states of the day and the evening before.
+fn recompute_day(user: &str, date: NaiveDate, model: &mut UserModel, data: &mut DayData) -> DayOutcome {
+    let mut state = model.days.remove(&date).unwrap_or_default();
+    let previous = date.pred_opt().and_then(|p| model.days.get(&p));
+    let night_cached = state.night.is_some();
+    day_state::assemble(date, previous, &state, data, !night_cached);
+    let night = state.night.get_or_insert_with(|| day::night_summary(data));
+    let profile = model.profile.as_ref().map(|p| Profile {
+        sex: if p.male { health_model::Sex::Male } else { health_model::Sex::Female },
+        age: f64::from(date.year() - p.birth_year),
+        weight_kg: p.weight_kg,
+        height_cm: p.height_cm,
+        measured_hr_max: p.hr_max.map(f64::from),
+    });
+    let mut summary = day::summarize_with_night(data, night, profile.as_ref());
+    if night_cached {
+        // Assembled without RR runs (only the night reads them); count them from the state.
+        summary.quality.rr_intervals = day_state::rr_intervals_between(previous, &state, data.start_ms, data.end_ms);
+    }
+    let outcome = if day_state::reportable(&state, summary.sleep.is_some()) {
+        let (received, duplicates) = state.counts();
+        let ln_rmssd = summary.hrv.as_ref().filter(|h| h.filtered.window_valid).map(|h| h.filtered.ln_rmssd);
+        let values =
+            DailyValues { load: summary.load(), resting_hr: summary.resting_hr, ln_rmssd, hr_max: summary.hr_max };
+        DayOutcome::Row(
+            Box::new(DailyRow {
+                user_id: user.to_owned(),
+                local_date: date,
+                steps: summary.steps,
+                resting_hr: summary.resting_hr,
+                hr_max: summary.hr_max,
+                ln_rmssd,
+                training_load: summary.load(),
+                low_coverage: summary.quality.low_coverage,
+                samples_received: i32::try_from(received).unwrap_or(i32::MAX),
+                duplicates_dropped: i32::try_from(duplicates).unwrap_or(i32::MAX),
+                summary: serde_json::to_value(&summary).unwrap_or_default(),
+            }),
+            values,
+        )
+    } else {
+        DayOutcome::NoRow
+    };
+    model.days.insert(date, state);
+    outcome
+}
+
+fn stored_profile(row: &ProfileRow) -> StoredProfile {
+    StoredProfile {
+        birth_year: row.birth_year,
+        male: row.sex == "male",
+        weight_kg: row.weight_kg,
+        height_cm: row.height_cm,
+        hr_max: row.hr_max,
+        as_of: SyncSource { phone_time_ms: row.as_of_ms, sync_id: row.as_of_sync_id },
+    }
+}
+
+/// A user's series from stored rows that cover every day from `from` (widened by the query).
+fn series_of<'a>(rows: impl Iterator<Item = &'a sql::SeriesRow>, from: NaiveDate) -> Series {
+    let mut series = Series::default();
+    for r in rows {
+        if let Some(first) = r.local_date.checked_sub_days(Days::new(u64::try_from(r.day_index).unwrap_or(0))) {
+            series.first_day = Some(series.first_day.map_or(first, |f| f.min(first)));
+        }
+        series.rolling.insert(
+            r.local_date,
+            health_model::rolling::LoadDay {
+                load: r.training_load,
+                ctl: r.ctl,
+                atl: r.atl,
+                tsb: r.tsb,
+                acwr_rolling: r.acwr_rolling,
+                acwr_ewma: r.acwr_ewma,
+                ewma7: r.ewma7,
+                ewma28: r.ewma28,
+            },
+        );
+        if r.has_daily {
+            series.daily.insert(
+                r.local_date,
+                DailyValues { load: r.training_load, resting_hr: r.resting_hr, ln_rmssd: r.ln_rmssd, hr_max: r.hr_max },
+            );
+        }
+    }
+    // The query loads every row from `from`, or from LOOKBACK_DAYS + 2 before the last row if
+    // that is earlier; with no rows at all, the user has no series yet and nothing is missing.
+    series.loaded_from = series
+        .rolling
+        .keys()
+        .next_back()
+        .map(|&last| from.min(last.checked_sub_days(Days::new(LOOKBACK_DAYS + 2)).unwrap_or(NaiveDate::MIN)));
+    series
+}

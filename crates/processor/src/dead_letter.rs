@@ -1,0 +1,109 @@
+//! Handing an event the processor can never apply to the dead-letter topic, with its own
+//! headers plus Kafka Connect's error-context headers, so the usual DLQ tooling reads it.
+
+use std::time::Duration;
+
+use log::{error, warn};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::config::Settings;
+use crate::sync_outcome::{Position, SyncOutcome};
+
+/// Why an event can never be applied, in the terms of Kafka Connect's error headers.
+#[derive(Debug, Clone)]
+pub struct Poison {
+    /// `VALUE_CONVERTER` when the bytes do not decode, `TASK_PUT` when the event is unusable.
+    pub stage: &'static str,
+    pub class: &'static str,
+    pub message: String,
+}
+
+impl Poison {
+    pub fn undecodable(class: &'static str, message: impl Into<String>) -> Self {
+        Self { stage: "VALUE_CONVERTER", class, message: message.into() }
+    }
+
+    pub fn unusable(class: &'static str, message: impl Into<String>) -> Self {
+        Self { stage: "TASK_PUT", class, message: message.into() }
+    }
+}
+
+pub fn producer(settings: &Settings) -> anyhow::Result<FutureProducer> {
+    Ok(events::kafka::client_config(&settings.kafka_bootstrap_servers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "30000")
+        .create()?)
+}
+
+/// Produces the record to the DLQ and waits for the broker's ack, retrying until it lands.
+/// Returns false when shutdown interrupted it.
+pub async fn send(
+    dlq: &FutureProducer,
+    settings: &Settings,
+    message: &OwnedMessage,
+    poison: &Poison,
+    shutdown: &CancellationToken,
+) -> bool {
+    error!("dead-lettering {}: {} ({})", describe(message), poison.message, poison.class);
+    let mut headers = OwnedHeaders::new();
+    if let Some(h) = message.headers() {
+        for header in h.iter() {
+            headers = headers.insert(Header { key: header.key, value: header.value });
+        }
+    }
+    let (partition, offset) = (message.partition().to_string(), message.offset().to_string());
+    for (key, value) in [
+        ("__connect.errors.topic", message.topic()),
+        ("__connect.errors.partition", &partition),
+        ("__connect.errors.offset", &offset),
+        ("__connect.errors.connector.name", &settings.group_id),
+        ("__connect.errors.stage", poison.stage),
+        ("__connect.errors.class.name", "processor.Worker"),
+        ("__connect.errors.exception.class.name", poison.class),
+        ("__connect.errors.exception.message", &poison.message),
+    ] {
+        headers = headers.insert(Header { key, value: Some(value) });
+    }
+    let mut backoff = Backoff::default();
+    loop {
+        let mut record = FutureRecord::to(&settings.dlq_topic).headers(headers.clone());
+        if let Some(k) = message.key() {
+            record = record.key(k);
+        }
+        if let Some(p) = message.payload() {
+            record = record.payload(p);
+        }
+        match dlq.send(record, Duration::from_secs(10)).await {
+            Ok(_) => return true,
+            Err((e, _)) => warn!("producing to {}: {e}; retrying", settings.dlq_topic),
+        }
+        if !backoff.wait(shutdown).await {
+            return false;
+        }
+    }
+}
+
+/// The failed sync status of a dead-lettered record, when its sync id is known: from the event
+/// if it decoded, else from the record's `sync_id` header.
+pub fn failed_outcome(message: &OwnedMessage, known: Option<&SyncOutcome>, reason: &str) -> Option<SyncOutcome> {
+    let at = Position { partition: message.partition(), offset: message.offset() };
+    if let Some(o) = known {
+        return Some(SyncOutcome::failed(o.sync_id, Some(o.event_id), o.user_id.clone(), at, reason));
+    }
+    let sync_id = header(message, "sync_id")?.parse().ok()?;
+    let event_id = header(message, "event_id").and_then(|v| v.parse().ok());
+    let user = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+    Some(SyncOutcome::failed(sync_id, event_id, user, at, reason))
+}
+
+fn header<'a>(m: &'a OwnedMessage, key: &str) -> Option<&'a str> {
+    m.headers()?.iter().find(|h| h.key == key).and_then(|h| std::str::from_utf8(h.value?).ok())
+}
+
+pub fn describe(m: &OwnedMessage) -> String {
+    format!("{}[{}]@{}", m.topic(), m.partition(), m.offset())
+}

@@ -1,0 +1,370 @@
+//! The poll loop: batch, decode, apply each partition in its own transaction, then store
+//! offsets. Decoding the next batch overlaps with writing the current one.
+//!
+//! Offsets are stored only after the transaction holding their effects has committed
+//! (`enable.auto.offset.store=false`), and committed on revoke and at shutdown. The database
+//! watermark, not Kafka's committed offset, decides what was applied: a redelivered event is
+//! skipped, so effects happen at most once while events are delivered at least once.
+//!
+//! Failures: a transient one (database, registry, broker) is retried with backoff and never
+//! dead-letters anything. A failure that may be the data's (a constraint, a panic in the model,
+//! a date range past the bound) splits the partition's batch in halves until the event is
+//! isolated; once it fails alone twice with the database answering, it goes to the DLQ, its
+//! sync is marked failed, and the partition goes on.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use events::{DeviceSynced, EventDecoder};
+use log::{debug, info, warn};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{ApplyError, Item, ModelWriter};
+use crate::backoff::Backoff;
+use crate::cache::ModelCache;
+use crate::config::Settings;
+use crate::consumer::ProcessorConsumer;
+use crate::db::PgPool;
+use crate::dead_letter::{self, Poison};
+use crate::metrics::Metrics;
+use crate::sync_outcome::{Position, SyncOutcome};
+
+pub struct Worker {
+    pub(crate) settings: Settings,
+    pub(crate) consumer: Arc<ProcessorConsumer>,
+    pub(crate) decoder: EventDecoder,
+    pub(crate) dlq: FutureProducer,
+    pub(crate) pool: PgPool,
+    pub(crate) cache: Arc<Mutex<ModelCache>>,
+    pub(crate) metrics: Metrics,
+    /// False while transient failures (database, registry) are being retried; `/readyz` says so.
+    pub(crate) healthy: Arc<AtomicBool>,
+}
+
+/// One record's fate once decoded.
+enum Decoded {
+    Apply(Box<Item>),
+    /// Cannot be applied, ever; handed to the DLQ (with the outcome when the event decoded).
+    Poison(Poison, Option<Box<SyncOutcome>>),
+}
+
+/// A polled batch with each record decoded.
+struct DecodedBatch {
+    started: Instant,
+    messages: Vec<OwnedMessage>,
+    decoded: Vec<Decoded>,
+}
+
+/// Failures of one event alone that may be the data's, before it is dead-lettered.
+const POISON_CONFIRMATIONS: u32 = 2;
+
+impl Worker {
+    /// Runs until `shutdown` fires, then commits what is stored and leaves the group.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        info!("consuming {} as group {}", self.settings.topic, self.settings.group_id);
+        let (decoded_tx, mut decoded_rx) = mpsc::channel::<DecodedBatch>(1);
+        let read = async {
+            while let Some(batch) = self.next_batch(&shutdown).await {
+                let Some(decoded) = self.decode_batch(batch, &shutdown).await else { break };
+                if decoded_tx.send(decoded).await.is_err() {
+                    break;
+                }
+            }
+            drop(decoded_tx);
+        };
+        let write = async {
+            while let Some(batch) = decoded_rx.recv().await {
+                if !self.apply_batch(batch, &shutdown).await {
+                    shutdown.cancel();
+                    break;
+                }
+            }
+            decoded_rx.close();
+        };
+        tokio::join!(read, write);
+        info!("stopping: committing stored offsets and leaving the group");
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            debug!("final commit: {e}");
+        }
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+
+    /// Waits for one message, then gathers more until the batch is full or its wait is over.
+    async fn next_batch(&self, shutdown: &CancellationToken) -> Option<Vec<OwnedMessage>> {
+        let first = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                m = self.consumer.recv() => match m {
+                    Ok(m) => break m.detach(),
+                    Err(e) => { warn!("consumer: {e}"); tokio::time::sleep(Duration::from_millis(200)).await }
+                }
+            }
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + self.settings.batch_max_wait;
+        while batch.len() < self.settings.batch_max_events {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Err(e)) => warn!("consumer: {e}"),
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    /// Decodes every record, retrying transient registry failures. None on shutdown.
+    async fn decode_batch(&self, messages: Vec<OwnedMessage>, shutdown: &CancellationToken) -> Option<DecodedBatch> {
+        let started = Instant::now();
+        let mut decoded = Vec::with_capacity(messages.len());
+        let mut backoff = Backoff::default();
+        for message in &messages {
+            let d = loop {
+                match self.decode(message).await {
+                    Ok(d) => break d,
+                    Err(e) => {
+                        warn!("decoding {}: {e}; retrying", dead_letter::describe(message));
+                        self.metrics.retries.inc();
+                        self.healthy.store(false, Ordering::Relaxed);
+                        if !backoff.wait(shutdown).await {
+                            return None;
+                        }
+                    }
+                }
+            };
+            decoded.push(d);
+        }
+        Some(DecodedBatch { started, messages, decoded })
+    }
+
+    async fn decode(&self, message: &OwnedMessage) -> Result<Decoded, events::CodecError> {
+        let Some(payload) = message.payload() else {
+            return Ok(Decoded::Poison(Poison::undecodable("processor.EmptyPayload", "the record has no value"), None));
+        };
+        let at = Position { partition: message.partition(), offset: message.offset() };
+        match self.decoder.decode::<DeviceSynced>(payload).await {
+            Ok(event) => Ok(match SyncOutcome::processed(&event, at) {
+                Ok(outcome) => match crate::chunk::check_sample_times(&event, self.settings.max_series_days) {
+                    Ok(()) => Decoded::Apply(Box::new(Item { outcome, event: Some(event) })),
+                    Err(reason) => {
+                        Decoded::Poison(Poison::unusable("processor.TimeOutOfBounds", reason), Some(Box::new(outcome)))
+                    }
+                },
+                Err(reason) => Decoded::Poison(Poison::unusable("processor.InvalidEvent", reason), None),
+            }),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                let class = match &e {
+                    events::CodecError::Registry(_) => "events.codec.UnknownSchema",
+                    events::CodecError::Framing(_) => "events.codec.NotConfluentAvro",
+                    events::CodecError::Avro(_) => "events.codec.AvroDecodeError",
+                };
+                Ok(Decoded::Poison(Poison::undecodable(class, e.to_string()), None))
+            }
+        }
+    }
+
+    /// Applies a decoded batch, partition by partition in parallel. Returns false when shutdown
+    /// interrupted it (what committed stays committed; the rest is redelivered).
+    async fn apply_batch(&self, batch: DecodedBatch, shutdown: &CancellationToken) -> bool {
+        let DecodedBatch { started, messages, decoded } = batch;
+        let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
+        for m in &messages {
+            let e = positions.entry(m.partition()).or_insert(m.offset());
+            *e = (*e).max(m.offset());
+        }
+        let already_applied = if decoded.iter().any(|d| matches!(d, Decoded::Poison(..))) {
+            self.watermarks().await
+        } else {
+            BTreeMap::new()
+        };
+        let mut by_partition: BTreeMap<i32, Vec<Item>> = BTreeMap::new();
+        for (message, d) in messages.iter().zip(decoded) {
+            let item = match d {
+                Decoded::Apply(item) => Some(*item),
+                // Redelivered after its failure committed: it is in the DLQ already.
+                Decoded::Poison(..)
+                    if already_applied.get(&message.partition()).is_some_and(|&w| message.offset() <= w) =>
+                {
+                    None
+                }
+                Decoded::Poison(poison, outcome) => {
+                    if !dead_letter::send(&self.dlq, &self.settings, message, &poison, shutdown).await {
+                        return false;
+                    }
+                    self.metrics.events.with_label_values(&["dead_lettered"]).inc();
+                    dead_letter::failed_outcome(message, outcome.as_deref(), &poison.message)
+                        .map(|outcome| Item { outcome, event: None })
+                }
+            };
+            if let Some(item) = item {
+                by_partition.entry(item.outcome.kafka_partition).or_default().push(item);
+            }
+        }
+        let ingested: Vec<chrono::DateTime<Utc>> =
+            by_partition.values().flatten().map(|i| i.outcome.ingested_at).collect();
+        let messages_by_position: HashMap<(i32, i64), &OwnedMessage> =
+            messages.iter().map(|m| ((m.partition(), m.offset()), m)).collect();
+        let runs = positions.iter().map(|(&partition, &through)| {
+            let items = by_partition.remove(&partition).unwrap_or_default();
+            self.apply_partition(partition, through, items, &messages_by_position, shutdown)
+        });
+        let results = futures::future::join_all(runs).await;
+        let Some(applied) = results.iter().copied().sum::<Option<usize>>() else { return false };
+        self.healthy.store(true, Ordering::Relaxed);
+        for (partition, offset) in &positions {
+            if let Err(e) = self.consumer.store_offset(&self.settings.topic, *partition, offset + 1) {
+                // The partition moved to another member; its new owner skips what we applied.
+                debug!("storing offset {offset} of partition {partition}: {e}");
+            }
+        }
+        // Freshness: ingest time to commit, as a reader sees it.
+        let now = Utc::now();
+        for at in ingested {
+            self.metrics.end_to_end_lag_seconds.observe((now - at).num_milliseconds().max(0) as f64 / 1000.0);
+        }
+        self.metrics.events.with_label_values(&["applied"]).inc_by(applied as u64);
+        self.metrics
+            .events
+            .with_label_values(&["skipped_duplicate"])
+            .inc_by((messages.len().saturating_sub(applied)) as u64);
+        self.metrics.batch_size.observe(messages.len() as f64);
+        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        debug!("applied a batch of {} event(s), {} new, partitions {:?}", messages.len(), applied, positions.keys());
+        true
+    }
+
+    /// The database watermark of every partition; empty when the database does not answer (then
+    /// a redelivered poison record is dead-lettered again, which at-least-once allows).
+    async fn watermarks(&self) -> BTreeMap<i32, i64> {
+        let (pool, topic) = (self.pool.clone(), self.settings.topic.clone());
+        let read = tokio::task::spawn_blocking(move || -> anyhow::Result<BTreeMap<i32, i64>> {
+            let mut conn = pool.get()?;
+            Ok(crate::sql::watermarks(&mut conn, &topic)?)
+        });
+        match read.await {
+            Ok(Ok(w)) => w,
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// Applies one partition's items through `through`, isolating poison. Returns how many
+    /// events were new, or None on shutdown.
+    async fn apply_partition(
+        &self,
+        partition: i32,
+        through: i64,
+        items: Vec<Item>,
+        messages: &HashMap<(i32, i64), &OwnedMessage>,
+        shutdown: &CancellationToken,
+    ) -> Option<usize> {
+        let mut items = Arc::new(items);
+        let mut work: VecDeque<Range<usize>> = VecDeque::new();
+        work.push_back(0..items.len());
+        let mut applied = 0;
+        let mut backoff = Backoff::default();
+        let mut suspicions: HashMap<i64, u32> = HashMap::new();
+        while let Some(range) = work.pop_front() {
+            let upto = if range.end == items.len() { through } else { items[range.end - 1].outcome.kafka_offset };
+            let error = match self.apply_range(partition, upto, items.clone(), range.clone()).await {
+                Ok(fresh) => {
+                    applied += fresh;
+                    continue;
+                }
+                Err(e) => e,
+            };
+            if error.may_be_poison() && range.len() > 1 {
+                let mid = range.start + range.len() / 2;
+                warn!(
+                    "partition {partition}: {error}; splitting offsets {}..={upto} to isolate the event",
+                    items[range.start].outcome.kafka_offset
+                );
+                work.push_front(mid..range.end);
+                work.push_front(range.start..mid);
+                continue;
+            }
+            if error.may_be_poison() && range.len() == 1 {
+                let offset = items[range.start].outcome.kafka_offset;
+                let seen = suspicions.entry(offset).or_default();
+                *seen += 1;
+                if *seen >= POISON_CONFIRMATIONS && self.database_answers().await {
+                    let message = messages.get(&(partition, offset));
+                    let poison = Poison::unusable("processor.ApplyFailed", error.to_string());
+                    if let Some(message) = message {
+                        if !dead_letter::send(&self.dlq, &self.settings, message, &poison, shutdown).await {
+                            return None;
+                        }
+                        self.metrics.events.with_label_values(&["dead_lettered"]).inc();
+                    }
+                    let item = &items[range.start];
+                    let failed = SyncOutcome::failed(
+                        item.outcome.sync_id,
+                        Some(item.outcome.event_id),
+                        item.outcome.user_id.clone(),
+                        Position { partition, offset },
+                        &poison.message,
+                    );
+                    Arc::make_mut(&mut items)[range.start] = Item { outcome: failed, event: None };
+                    work.push_front(range);
+                    continue;
+                }
+            }
+            warn!("writing partition {partition}: {error}; retrying");
+            self.metrics.retries.inc();
+            self.healthy.store(false, Ordering::Relaxed);
+            if !backoff.wait(shutdown).await {
+                return None;
+            }
+            work.push_front(range);
+        }
+        Some(applied)
+    }
+
+    /// One transaction on a blocking thread; a panic in the model is reported as an error that
+    /// may be the data's, and its connection is discarded by the pool.
+    async fn apply_range(
+        &self,
+        partition: i32,
+        upto: i64,
+        items: Arc<Vec<Item>>,
+        range: Range<usize>,
+    ) -> Result<usize, ApplyError> {
+        let (pool, cache, topic) = (self.pool.clone(), self.cache.clone(), self.settings.topic.clone());
+        let max_series_days = self.settings.max_series_days;
+        let run = tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut conn = pool.get().map_err(|e| ApplyError::Pool(e.to_string()))?;
+                let writer = ModelWriter { topic: &topic, cache: &cache, max_series_days, watermarked: true };
+                writer.apply(&mut conn, partition, upto, &items[range])
+            }))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                Err(ApplyError::Unusable(format!("applying panicked: {what}")))
+            })
+        });
+        let applied = run.await.map_err(|e| ApplyError::Unusable(format!("applying failed: {e}")))??;
+        Ok(applied.fresh)
+    }
+
+    async fn database_answers(&self) -> bool {
+        let pool = self.pool.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            use diesel::RunQueryDsl;
+            pool.get().ok().is_some_and(|mut c| diesel::sql_query("SELECT 1").execute(&mut c).is_ok())
+        });
+        probe.await.unwrap_or(false)
+    }
+}
