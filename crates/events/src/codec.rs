@@ -1,5 +1,7 @@
 //! Confluent-framed Avro (magic byte, 4-byte schema id, datum) through a Schema Registry.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use apache_avro::reader::datum::GenericDatumReader;
@@ -64,14 +66,43 @@ impl EventEncoder {
 
 /// Decodes with the writer's schema (looked up by id) and resolves the datum into the reader's
 /// schema, so records written with older or newer compatible schemas become the reader's type.
+///
+/// When the writer's schema is the reader's (the usual case: producers write the latest
+/// version), the datum is deserialized straight into the Rust type with a reader cached per
+/// schema id, without building a `Value` tree; other writers go through `Value` and resolution.
 pub struct EventDecoder {
     decoder: AvroDecoder,
     reader: &'static Schema,
+    direct: Mutex<HashMap<u32, Option<&'static GenericDatumReader<'static>>>>,
 }
 
 impl EventDecoder {
     pub fn new(registry_url: &str, reader: &'static Schema) -> Result<Self, CodecError> {
-        Ok(Self { decoder: AvroDecoder::new(settings(registry_url)?), reader })
+        Ok(Self { decoder: AvroDecoder::new(settings(registry_url)?), reader, direct: Mutex::default() })
+    }
+
+    /// The direct reader of schema `id` when its schema is the reader's. Built once per id and
+    /// kept for the process's life (leaked on purpose: one per schema id the registry serves, so
+    /// a handful, and a reader borrows its schema).
+    fn direct_reader(
+        &self,
+        id: u32,
+        writer: &Schema,
+    ) -> Result<Option<&'static GenericDatumReader<'static>>, CodecError> {
+        let mut cache = self.direct.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = cache.get(&id) {
+            return Ok(*r);
+        }
+        let same = writer.canonical_form() == self.reader.canonical_form();
+        let reader = if same {
+            let schema: &'static Schema = Box::leak(Box::new(writer.clone()));
+            let reader = GenericDatumReader::builder(schema).build().map_err(Box::new)?;
+            Some(&*Box::leak(Box::new(reader)))
+        } else {
+            None
+        };
+        cache.insert(id, reader);
+        Ok(reader)
     }
 
     /// The schema id in a Confluent-framed payload.
@@ -88,6 +119,9 @@ impl EventDecoder {
         let id = Self::schema_id(payload)?;
         let writer = self.decoder.get_schema(id).await?;
         let mut datum = &payload[5..];
+        if let Some(direct) = self.direct_reader(id, &writer.parsed)? {
+            return Ok(direct.read_deser(&mut datum).map_err(Box::new)?);
+        }
         // read_value then from_value: read_deser panics when a reader schema is set.
         let reader =
             GenericDatumReader::builder(&writer.parsed).reader_schema(self.reader).build().map_err(Box::new)?;

@@ -19,6 +19,24 @@ fn a_device_synced_round_trips_through_its_avro_schema() {
 }
 
 #[test]
+fn direct_deserialization_equals_the_value_path() {
+    // The processor's fast path (no Value tree) must give exactly what Value + from_value gives,
+    // for a full event and for one with every optional part empty.
+    let mut sparse = testkit::sample_device_synced("user-2", "device-2");
+    sparse.profile = None;
+    sparse.spo2 = None;
+    sparse.rr_blocks.clear();
+    sparse.sleep.clear();
+    for event in [testkit::sample_device_synced("user-1", "device-1"), sparse] {
+        let value = to_value(&event).unwrap().resolve(schema()).unwrap();
+        let bytes = GenericDatumWriter::builder(schema()).build().unwrap().write_value_to_vec(value).unwrap();
+        let direct: DeviceSynced =
+            GenericDatumReader::builder(schema()).build().unwrap().read_deser(&mut bytes.as_slice()).expect("direct");
+        assert_eq!(direct, event);
+    }
+}
+
+#[test]
 fn every_schema_field_is_a_struct_field() {
     // Serialising the generated struct yields exactly the schema's top-level fields.
     let event = testkit::sample_device_synced("u", "d");

@@ -43,6 +43,10 @@ pub enum ApplyError {
     Database(#[from] diesel::result::Error),
     #[error("no database connection: {0}")]
     Pool(String),
+    /// Stored data this processor cannot read: not the fault of the events being applied, so
+    /// retried (and visible on /readyz) rather than dead-lettered.
+    #[error("{0}")]
+    Corrupt(String),
     /// The data itself cannot be applied; retrying will not help.
     #[error("{0}")]
     Unusable(String),
@@ -68,7 +72,7 @@ impl ApplyError {
                     | K::Unknown
             ),
             ApplyError::Database(E::DeserializationError(_) | E::SerializationError(_)) => true,
-            ApplyError::Database(_) | ApplyError::Pool(_) => false,
+            ApplyError::Database(_) | ApplyError::Pool(_) | ApplyError::Corrupt(_) => false,
         }
     }
 }
@@ -85,10 +89,10 @@ pub struct ModelWriter<'a> {
 }
 
 /// What a committed batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Applied {
-    /// Events above the watermark (new to the database).
-    pub fresh: usize,
+    /// Ingest times of the events above the watermark (new to the database), for freshness.
+    pub fresh_ingested_at: Vec<chrono::DateTime<chrono::Utc>>,
     /// The partition's watermark after the commit.
     pub watermark: i64,
 }
@@ -163,8 +167,8 @@ impl ModelWriter<'_> {
                     }
                 }
                 if model.series.loaded_from.is_some() {
-                    let rows = sql::load_series(conn, &[(user.as_str(), NaiveDate::MIN)], LOOKBACK_DAYS as i32)?;
-                    model.series = series_of(rows.iter().filter(|r| r.user_id == *user), NaiveDate::MIN);
+                    let rows = sql::load_series(conn, &[(user.as_str(), earliest_date())], LOOKBACK_DAYS as i32)?;
+                    model.series = series_of(rows.iter().filter(|r| r.user_id == *user), earliest_date());
                 }
             }
 
@@ -205,7 +209,8 @@ impl ModelWriter<'_> {
             if self.watermarked {
                 sql::raise_watermark(conn, self.topic, partition, new_watermark)?;
             }
-            Ok((Applied { fresh: fresh.len(), watermark: new_watermark }, models))
+            let fresh_ingested_at = fresh.iter().map(|i| i.outcome.ingested_at).collect();
+            Ok((Applied { fresh_ingested_at, watermark: new_watermark }, models))
         })?;
         // Committed: only now does the cache see the new state.
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).put_back(partition, applied.watermark, models);
@@ -227,6 +232,9 @@ impl ModelWriter<'_> {
             *e = (*e).min(c.stored.local_date);
         }
         let missing: Vec<&str> = users.iter().copied().filter(|u| !models.contains_key(*u)).collect();
+        for &user in &missing {
+            models.insert(user.to_owned(), UserModel::default());
+        }
         if !missing.is_empty() {
             for row in sql::load_profiles(conn, &missing)? {
                 let profile = stored_profile(&row);
@@ -236,11 +244,12 @@ impl ModelWriter<'_> {
         // Series: of new users, and of cached ones whose window does not reach back far enough.
         let mut series_from: Vec<(&str, NaiveDate)> = Vec::new();
         for &user in users {
-            let Some(&from) = earliest.get(user) else { continue };
-            let model = models.entry(user.to_owned()).or_default();
+            // A user with no new samples (a profile-only event) still needs its recent series.
+            let from = earliest.get(user).copied().unwrap_or(latest_date());
+            let model = &models[user];
             if missing.contains(&user) || !model.series.covers(from) {
-                let window = from.checked_sub_days(Days::new(LOOKBACK_DAYS + 2)).unwrap_or(NaiveDate::MIN);
-                series_from.push((user, window));
+                let window = from.checked_sub_days(Days::new(LOOKBACK_DAYS + 2)).unwrap_or(earliest_date());
+                series_from.push((user, window.max(earliest_date())));
             }
         }
         if !series_from.is_empty() {
@@ -381,7 +390,10 @@ fn new_chunks(events: &[(&DeviceSynced, &SyncOutcome)]) -> Vec<NewChunk> {
 
 fn merge_stored(days: &mut BTreeMap<NaiveDate, DayState>, stored: &StoredChunk) -> Result<(), ApplyError> {
     let chunk = chunk_codec::decode(&stored.samples).map_err(|e| {
-        ApplyError::Unusable(format!("stored samples of {} on {}: {e}", stored.user_id, stored.local_date))
+        ApplyError::Corrupt(format!(
+            "stored samples of {} on {} (sync {}): {e}",
+            stored.user_id, stored.local_date, stored.sync_id
+        ))
     })?;
     let source = SyncSource { phone_time_ms: stored.phone_time_ms, sync_id: stored.sync_id };
     days.entry(stored.local_date).or_default().merge(&stored.device_id, source, stored.utc_offset_minutes, &chunk);
@@ -469,6 +481,16 @@ fn recompute_day(user: &str, date: NaiveDate, model: &mut UserModel, data: &mut 
     };
     model.days.insert(date, state);
     outcome
+}
+
+/// The first date PostgreSQL's `date` and chrono both hold, as "from the beginning".
+fn earliest_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1, 1, 1).expect("a valid date")
+}
+
+/// A date later than any a series reaches, as "only the latest stretch".
+fn latest_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date")
 }
 
 fn stored_profile(row: &ProfileRow) -> StoredProfile {

@@ -124,7 +124,8 @@ pub fn decode(bytes: &[u8]) -> Result<Chunk, DecodeError> {
     }
     let mut at = 0usize;
     for _ in 0..r.len()? {
-        let run = r.len()?;
+        // A run may be longer than the bytes left: it is bounded by the samples read instead.
+        let run = usize::try_from(r.unsigned()?).map_err(|_| DecodeError::Invalid("source run"))?;
         let source = HrSource::from_code(r.byte()?).ok_or(DecodeError::Invalid("heart-rate source"))?;
         let end = at.checked_add(run).filter(|&e| e <= chunk.hr.len()).ok_or(DecodeError::Invalid("source run"))?;
         for s in &mut chunk.hr[at..end] {
@@ -342,6 +343,16 @@ mod tests {
         let bytes = encode(&chunk);
         assert_eq!(decode(&bytes), Ok(chunk));
         assert_eq!(decode(&encode(&Chunk::default())), Ok(Chunk::default()));
+    }
+
+    #[test]
+    fn a_chunk_of_heart_rate_only_round_trips() {
+        // One source run of 180 samples is longer than the bytes that follow it.
+        let chunk = Chunk {
+            hr: sample().hr.into_iter().map(|s| HrSample { source: HrSource::Strap, ..s }).collect(),
+            ..Chunk::default()
+        };
+        assert_eq!(decode(&encode(&chunk)), Ok(chunk));
     }
 
     #[test]

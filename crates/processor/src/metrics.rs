@@ -37,7 +37,7 @@ impl Metrics {
                 .expect("valid metric");
         let end_to_end_lag_seconds = Histogram::with_opts(
             HistogramOpts::new("end_to_end_lag_seconds", "Event ingest time to commit of its effects")
-                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
         )
         .expect("valid metric");
         let retries =

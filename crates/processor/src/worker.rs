@@ -25,6 +25,7 @@ use log::{debug, info, warn};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -210,8 +211,6 @@ impl Worker {
                 by_partition.entry(item.outcome.kafka_partition).or_default().push(item);
             }
         }
-        let ingested: Vec<chrono::DateTime<Utc>> =
-            by_partition.values().flatten().map(|i| i.outcome.ingested_at).collect();
         let messages_by_position: HashMap<(i32, i64), &OwnedMessage> =
             messages.iter().map(|m| ((m.partition(), m.offset()), m)).collect();
         let runs = positions.iter().map(|(&partition, &through)| {
@@ -219,17 +218,26 @@ impl Worker {
             self.apply_partition(partition, through, items, &messages_by_position, shutdown)
         });
         let results = futures::future::join_all(runs).await;
-        let Some(applied) = results.iter().copied().sum::<Option<usize>>() else { return false };
+        let Some(fresh) = results.into_iter().collect::<Option<Vec<_>>>() else { return false };
+        let fresh: Vec<chrono::DateTime<Utc>> = fresh.into_iter().flatten().collect();
+        let applied = fresh.len();
         self.healthy.store(true, Ordering::Relaxed);
+        // The next offset to read is stored (rd_kafka_offsets_store takes it as given; the older
+        // rd_kafka_offset_store adds one itself, and storing `offset + 1` through it skipped a
+        // record at every hand-over).
+        let mut next = TopicPartitionList::new();
         for (partition, offset) in &positions {
-            if let Err(e) = self.consumer.store_offset(&self.settings.topic, *partition, offset + 1) {
-                // The partition moved to another member; its new owner skips what we applied.
-                debug!("storing offset {offset} of partition {partition}: {e}");
+            if let Err(e) = next.add_partition_offset(&self.settings.topic, *partition, Offset::Offset(offset + 1)) {
+                warn!("offset {offset} of partition {partition}: {e}");
             }
         }
-        // Freshness: ingest time to commit, as a reader sees it.
+        if let Err(e) = self.consumer.store_offsets(&next) {
+            // A partition moved to another member; its new owner skips what we applied.
+            debug!("storing offsets {positions:?}: {e}");
+        }
+        // Freshness: ingest time to commit, as a reader sees it (redeliveries excluded).
         let now = Utc::now();
-        for at in ingested {
+        for at in fresh {
             self.metrics.end_to_end_lag_seconds.observe((now - at).num_milliseconds().max(0) as f64 / 1000.0);
         }
         self.metrics.events.with_label_values(&["applied"]).inc_by(applied as u64);
@@ -239,7 +247,7 @@ impl Worker {
             .inc_by((messages.len().saturating_sub(applied)) as u64);
         self.metrics.batch_size.observe(messages.len() as f64);
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-        debug!("applied a batch of {} event(s), {} new, partitions {:?}", messages.len(), applied, positions.keys());
+        debug!("applied a batch of {} event(s), {} new, through offsets {:?}", messages.len(), applied, positions);
         true
     }
 
@@ -257,8 +265,8 @@ impl Worker {
         }
     }
 
-    /// Applies one partition's items through `through`, isolating poison. Returns how many
-    /// events were new, or None on shutdown.
+    /// Applies one partition's items through `through`, isolating poison. Returns the ingest
+    /// times of the events that were new, or None on shutdown.
     async fn apply_partition(
         &self,
         partition: i32,
@@ -266,18 +274,18 @@ impl Worker {
         items: Vec<Item>,
         messages: &HashMap<(i32, i64), &OwnedMessage>,
         shutdown: &CancellationToken,
-    ) -> Option<usize> {
+    ) -> Option<Vec<chrono::DateTime<Utc>>> {
         let mut items = Arc::new(items);
         let mut work: VecDeque<Range<usize>> = VecDeque::new();
         work.push_back(0..items.len());
-        let mut applied = 0;
+        let mut applied = Vec::new();
         let mut backoff = Backoff::default();
         let mut suspicions: HashMap<i64, u32> = HashMap::new();
         while let Some(range) = work.pop_front() {
             let upto = if range.end == items.len() { through } else { items[range.end - 1].outcome.kafka_offset };
             let error = match self.apply_range(partition, upto, items.clone(), range.clone()).await {
                 Ok(fresh) => {
-                    applied += fresh;
+                    applied.extend(fresh);
                     continue;
                 }
                 Err(e) => e,
@@ -337,7 +345,7 @@ impl Worker {
         upto: i64,
         items: Arc<Vec<Item>>,
         range: Range<usize>,
-    ) -> Result<usize, ApplyError> {
+    ) -> Result<Vec<chrono::DateTime<Utc>>, ApplyError> {
         let (pool, cache, topic) = (self.pool.clone(), self.cache.clone(), self.settings.topic.clone());
         let max_series_days = self.settings.max_series_days;
         let run = tokio::task::spawn_blocking(move || {
@@ -356,7 +364,7 @@ impl Worker {
             })
         });
         let applied = run.await.map_err(|e| ApplyError::Unusable(format!("applying failed: {e}")))??;
-        Ok(applied.fresh)
+        Ok(applied.fresh_ingested_at)
     }
 
     async fn database_answers(&self) -> bool {

@@ -39,8 +39,10 @@ async fn wait_all(p: &TestProcessor, events: &[DeviceSynced], timeout: Duration)
     .await;
 }
 
-type Snapshot =
-    (Vec<(String, chrono::NaiveDate, f64, Option<f64>, f64, i32)>, Vec<(String, chrono::NaiveDate, f64, f64)>, i64);
+type DailyRow = (String, chrono::NaiveDate, f64, Option<f64>, f64, i32, i32, serde_json::Value);
+type RollingRow = (String, chrono::NaiveDate, f64, f64, f64, f64, serde_json::Value);
+/// Every daily and rolling row (values, counts and JSON), and the number of sync statuses.
+type Snapshot = (Vec<DailyRow>, Vec<RollingRow>, i64);
 
 fn snapshot(url: &str) -> Snapshot {
     let mut c = PgConnection::establish(url).unwrap();
@@ -53,12 +55,22 @@ fn snapshot(url: &str) -> Snapshot {
             daily_metrics::resting_hr,
             daily_metrics::training_load,
             daily_metrics::samples_received,
+            daily_metrics::duplicates_dropped,
+            daily_metrics::summary,
         ))
         .load(&mut c)
         .unwrap();
     let rolling = rolling_metrics::table
         .order((rolling_metrics::user_id, rolling_metrics::local_date))
-        .select((rolling_metrics::user_id, rolling_metrics::local_date, rolling_metrics::ctl, rolling_metrics::atl))
+        .select((
+            rolling_metrics::user_id,
+            rolling_metrics::local_date,
+            rolling_metrics::ctl,
+            rolling_metrics::atl,
+            rolling_metrics::ewma7,
+            rolling_metrics::ewma28,
+            rolling_metrics::metrics,
+        ))
         .load(&mut c)
         .unwrap();
     let syncs = sync_status::table.count().get_result(&mut c).unwrap();
@@ -110,41 +122,54 @@ async fn database_down_then_back_skips_no_event() {
 }
 
 #[actix_web::test]
-async fn two_instances_share_the_partitions_and_agree_with_one() {
+async fn a_second_instance_joining_and_leaving_mid_run_changes_nothing() {
     let topic = unique("device-synced");
     testkit::create_topic(&topic, 4).await;
     let group = unique("processor");
     let a = spawn_processor_with(|s| {
         s.topic = topic.clone();
         s.group_id = group.clone();
+        s.batch_max_events = 5;
     })
     .await;
     let shared_db = a.db.url.clone();
+    let events = workload(60);
+    for e in &events[..20] {
+        produce_event(&topic, e).await;
+    }
+    wait_all(&a, &events[..20], Duration::from_secs(60)).await;
+    // B joins: the partitions are shared, and each owner's cache must notice the other's writes.
     let b = spawn_processor_with(|s| {
         s.topic = topic.clone();
         s.group_id = group.clone();
         s.database_url = shared_db.clone();
+        s.batch_max_events = 5;
     })
     .await;
-    let events = workload(20);
-    for e in &events {
+    for e in &events[20..40] {
+        produce_event(&topic, e).await;
+    }
+    wait_all(&a, &events[..40], Duration::from_secs(60)).await;
+    let applied_by_b = applied(&b).await;
+    // B leaves: A takes its partitions back, with what B wrote meanwhile.
+    b.stop().await;
+    for e in &events[40..] {
         produce_event(&topic, e).await;
     }
     wait_all(&a, &events, Duration::from_secs(60)).await;
-    // Both members got work.
-    for p in [&a, &b] {
-        let metrics =
-            reqwest::get(format!("http://127.0.0.1:{}/metrics", p.ops_port)).await.unwrap().text().await.unwrap();
-        let applied: f64 = metrics
-            .lines()
-            .find(|l| l.starts_with("processor_events_total{outcome=\"applied\"}"))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0.0);
-        assert!(applied > 0.0, "an instance applied nothing:\n{metrics}");
-    }
+    assert!(applied_by_b > 0.0, "the second instance got no work");
+    assert!(applied(&a).await > 0.0);
     assert_eq!(snapshot(&shared_db), recompute_from_scratch(&topic, &events).await);
-    b.stop().await;
     a.stop().await;
+}
+
+async fn applied(p: &TestProcessor) -> f64 {
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", p.ops_port)).await.unwrap().text().await.unwrap();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("processor_events_total{outcome=\"applied\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[actix_web::test]
@@ -153,8 +178,10 @@ async fn kill_9_mid_batch_loses_nothing_and_counts_nothing_twice() {
     testkit::create_topic(&topic, 3).await;
     testkit::create_topic(&format!("{topic}.dlq"), 1).await;
     let db = TestDatabase::create();
-    let group = unique("processor");
+    // A new group each start: a killed member would hold its partitions for the session timeout;
+    // a new group reads everything again, and the watermark skips what was applied.
     let spawn = || {
+        let group = unique("processor");
         std::process::Command::new(env!("CARGO_BIN_EXE_processor"))
             .env("KAFKA_BOOTSTRAP_SERVERS", testkit::kafka_bootstrap())
             .env("SCHEMA_REGISTRY_URL", testkit::schema_registry_url())
@@ -168,22 +195,32 @@ async fn kill_9_mid_batch_loses_nothing_and_counts_nothing_twice() {
             .spawn()
             .unwrap()
     };
-    let events = workload(60);
+    let events = workload(120);
     for e in &events {
         produce_event(&topic, e).await;
     }
-    let mut child = spawn();
     let count = || -> i64 {
         sync_status::table.count().get_result(&mut PgConnection::establish(&db.url).unwrap()).unwrap_or(0)
     };
-    eventually(Duration::from_secs(60), "some events processed", || (count() > 0).then_some(())).await;
-    child.kill().unwrap(); // SIGKILL, wherever it is
-    child.wait().unwrap();
-    let after_kill = count();
-    assert!(after_kill < 60, "killed too late to be mid-way ({after_kill} of 60 processed)");
-
+    // Ten kills at pseudo-random points (seeded, so a failure can be replayed).
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for kill in 0..10 {
+        let before = count();
+        let mut child = spawn();
+        eventually(Duration::from_secs(60), "progress after a restart", || (count() > before).then_some(())).await;
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(seed % 400)).await;
+        child.kill().unwrap(); // SIGKILL, wherever it is
+        child.wait().unwrap();
+        if count() == 120 {
+            log::info!("all applied by kill {kill}");
+            break;
+        }
+    }
     let mut child = spawn();
-    eventually(Duration::from_secs(90), "all events processed after the restart", || (count() == 60).then_some(()))
+    eventually(Duration::from_secs(90), "all events processed after the restarts", || (count() == 120).then_some(()))
         .await;
     child.kill().unwrap();
     child.wait().unwrap();

@@ -105,6 +105,8 @@ RUST_LOG: {{ $c.rustLog | quote }}
 PROCESSOR_DB_POOL_SIZE: {{ $c.dbPoolSize | int64 | quote }}
 PROCESSOR_BATCH_MAX_EVENTS: {{ $c.batchMaxEvents | int64 | quote }}
 PROCESSOR_BATCH_MAX_WAIT_MS: {{ $c.batchMaxWaitMs | int64 | quote }}
+PROCESSOR_CACHE_BUDGET_MB: {{ $c.cacheBudgetMb | int64 | quote }}
+PROCESSOR_MAX_SERIES_DAYS: {{ $c.maxSeriesDays | int64 | quote }}
 {{- range $key, $value := $s.kafka.config }}
 {{ printf "KAFKA_%s" ($key | upper | replace "." "_") }}: {{ include "processor.envValue" $value | quote }}
 {{- end }}
