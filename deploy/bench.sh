@@ -16,7 +16,8 @@
 #      RSS, the processors' /metrics (statements, cache, events); table sizes after the first;
 #   5. end-to-end freshness: the one-instance database's processor again, alongside `devsim load`
 #      at 50% of ingest saturation through the backlog topic's ingest-api;
-#   6. deploy/bench_report.py renders both documents from what the steps left in RUN_DIR.
+#   6. deploy/bench_report.py renders both documents from what the steps left in RUN_DIR, and
+#      deploy/capacity.py the capacity model (docs/capacity.md) from docs/benchmarks.json.
 #
 # Knobs (environment, defaults in KNOBS below): BENCH_SATURATION_SECONDS, BENCH_RATE_SECONDS (run
 # lengths of the ingest runs), BENCH_BACKLOG_USERS, BENCH_BACKLOG_DAYS (the backlog; fewer for a
@@ -316,3 +317,6 @@ stop_pids "$WATCH_PID" "$E2E_PID"
 say "writing docs/benchmarks.md and docs/benchmarks.json"
 report render "$RUN_DIR" docs/benchmarks.md docs/benchmarks.json
 echo "wrote docs/benchmarks.md and docs/benchmarks.json ($BENCH_COMMAND)"
+say "writing docs/capacity.md from docs/benchmarks.json"
+python3 deploy/capacity.py docs/benchmarks.json >docs/capacity.md
+echo "wrote docs/capacity.md"

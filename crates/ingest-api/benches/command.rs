@@ -48,6 +48,11 @@ fn benches(c: &mut Criterion) {
         w.write_value_to_vec(to_value(&old).unwrap().resolve(&v1).unwrap()).unwrap()
     };
     println!("standard sync: {} bytes of JSON, {} bytes of Avro", body.len(), bytes.len());
+    c.bench_function("processor: decode one DeviceSynced directly (writer = reader schema)", |b| {
+        // What the processor does for the latest version: no Value tree, no resolution.
+        let reader = GenericDatumReader::builder(schema()).build().unwrap();
+        b.iter(|| reader.read_deser::<DeviceSynced>(&mut black_box(&bytes[..])).unwrap())
+    });
     c.bench_function("processor: decode and resolve one DeviceSynced (v2 writer)", |b| {
         let reader = GenericDatumReader::builder(schema()).reader_schema(schema()).build().unwrap();
         b.iter(|| from_value::<DeviceSynced>(&reader.read_value(&mut black_box(&bytes[..])).unwrap()).unwrap())

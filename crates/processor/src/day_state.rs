@@ -290,9 +290,13 @@ impl MergeContext<'_> {
 const MAX_SAMPLE_MS: i64 = 15_000;
 
 /// Builds the model's input for a day from its own state and the evening before. `data` is
-/// reused between days so the buffers are allocated once. `with_rr` is false when the caller
-/// holds a valid night for the day: the night is the only reader of RR beyond their count.
-pub fn assemble(date: NaiveDate, previous: Option<&DayState>, day: &DayState, data: &mut DayData, with_rr: bool) {
+/// reused between days so the buffers are allocated once.
+///
+/// `night_inputs` is false when the caller holds a valid night for the day: then what only the
+/// night reads is left out (RR runs, SpO2, and the evening's heart rate). Heart rate from 30 s
+/// before midnight stays, because whether a sample survives the multi-device merge depends on
+/// better sources up to 15 s before it, and theirs on 15 s before them.
+pub fn assemble(date: NaiveDate, previous: Option<&DayState>, day: &DayState, data: &mut DayData, night_inputs: bool) {
     let offset = day.offset.or(previous.and_then(|p| p.offset)).map_or(0, |o| o.minutes);
     let start_ms = local_midnight_ms(date, offset);
     data.start_ms = start_ms;
@@ -301,9 +305,9 @@ pub fn assemble(date: NaiveDate, previous: Option<&DayState>, day: &DayState, da
     let days: Vec<&DayState> = previous.into_iter().chain([day]).collect();
 
     data.hr.clear();
-    collect_hr(&days, from, &mut data.hr);
+    collect_hr(&days, if night_inputs { from } else { start_ms - 2 * MAX_SAMPLE_MS }, &mut data.hr);
     data.rr_runs.clear();
-    if with_rr {
+    if night_inputs {
         for d in &days {
             let tail = &d.rr[d.rr.partition_point(|e| e.t < from)..];
             data.rr_runs.extend(tail.iter().map(|e| (e.t, e.value.iter().map(|&v| f64::from(v)).collect())));
@@ -328,7 +332,7 @@ pub fn assemble(date: NaiveDate, previous: Option<&DayState>, day: &DayState, da
     }
     sort_if_needed(&mut data.sleep, |s| s.0);
     data.spo2.clear();
-    for d in &days {
+    for d in days.iter().filter(|_| night_inputs) {
         let tail = &d.spo2[d.spo2.partition_point(|e| e.t < from)..];
         data.spo2.extend(tail.iter().map(|e| (e.t, f64::from(e.value))));
     }
@@ -513,5 +517,7 @@ mod tests {
         assert_eq!(data.rr_runs, vec![(evening, vec![1000.0, 65_535.0, 0.0])]);
         assemble(day(), Some(&previous), &today, &mut data, false);
         assert!(data.rr_runs.is_empty());
+        // Without the night's inputs the evening's heart rate is left out too.
+        assert_eq!(data.hr, vec![(midnight() + 1, 60.0)]);
     }
 }
