@@ -632,9 +632,16 @@ def render(run_dir, md_out, json_out):
         if cpu_bound(two):
             return (f"CPU: with two instances the {cores} cores were {two['busy_cores'] / cores:.0%} busy ({cpu_parts(two)}; "
                     f"one instance: {cpu_parts(one)})")
-        return (f"not CPU ({two['busy_cores'] / cores:.0%} of the cores busy with two instances): the instances wait on "
-                "PostgreSQL (row locks of the partition watermarks, commits) or on the broker; see rate_bound of each run"
-                if two.get("busy_cores") is not None else "not CPU-bound by the figures at hand")
+        if one.get("busy_cores") is None or two.get("busy_cores") is None:
+            return "not CPU-bound by the figures at hand"
+        ceiling = cores / one["busy_cores"] if one["busy_cores"] else None
+        text = (f"the {cores} cores are shared: one instance already kept {one['busy_cores']:.2f} of them busy "
+                f"({cpu_parts(one)}), so a second instance on the same cores can add at most "
+                f"{fnum(ceiling, 2)}× ({two['busy_cores'] / cores:.0%} busy with two)")
+        if one.get("seconds") is not None:
+            text += (f"; and in a {fnum(one['seconds'], 1)} s run the fixed part (processes starting, the group's join and "
+                     "rebalance, the last batch) does not shrink with a second instance")
+        return text
 
     def processor_cpu_bound():
         if not one or one.get("processor_cpu_us_per_sync") is None:
@@ -692,7 +699,13 @@ def render(run_dir, md_out, json_out):
                 f"and p99 fell in the {bucket(p99)} bucket; a batch waits up to {batch_wait_ms} ms to fill")
         if e2e_batch_ms is not None:
             text += f" and took {e2e_batch_ms:.0f} ms on average from first event to commit"
-        return text + f", on {cores} cores shared with ingest-api, the broker and the load generator"
+        text += f", on {cores} cores shared with ingest-api, the broker and the load generator"
+        ingest_p99 = e2e_load["latency_ms"]["p99_ms"] if e2e_load else None
+        if ingest_p99 is not None:
+            # Freshness starts at ingest-api's clock, so ingest's own latency under the shared load is in it.
+            text += (f"; freshness starts when ingest-api accepts the request, and ingest-api's own p99 in this run "
+                     f"was {ingest_p99:,.0f} ms")
+        return text
 
     def ingest_bound():
         if parse_us and encode_us:

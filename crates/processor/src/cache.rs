@@ -51,6 +51,9 @@ impl UserModel {
             if let Some(keep) = last.pred_opt() {
                 self.days = self.days.split_off(&keep);
             }
+            for (_, day) in self.days.range_mut(..last) {
+                day.shrink();
+            }
         }
         self.series.trim();
     }

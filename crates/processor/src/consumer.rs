@@ -81,6 +81,9 @@ pub fn consumer(
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("statistics.interval.ms", "5000")
+        // A fetch returns once data is there; this caps the wait on a quiet partition, which is
+        // what a fresh event waits behind (librdkafka's default is 500 ms).
+        .set("fetch.wait.max.ms", "50")
         .create_with_context(ProcessorContext { lag: metrics.consumer_lag.clone(), cache })?;
     consumer.subscribe(&[&settings.topic])?;
     Ok(consumer)

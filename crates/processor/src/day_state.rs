@@ -103,14 +103,14 @@ impl DayState {
         self.offset.map(|o| o.minutes)
     }
 
-    /// Approximate heap bytes, for the cache budget.
+    /// Approximate heap bytes, for the cache budget: allocated capacity, not just what is used.
     pub fn bytes(&self) -> usize {
-        fn vec<V>(v: &[Entry<V>]) -> usize {
-            size_of_val(v)
+        fn vec<V>(v: &Vec<Entry<V>>) -> usize {
+            v.capacity() * size_of::<Entry<V>>()
         }
         size_of::<Self>()
             + self.devices.iter().map(|d| d.len() + 32).sum::<usize>()
-            + self.sources.len() * size_of::<SyncSource>()
+            + self.sources.capacity() * size_of::<SyncSource>()
             + vec(&self.hr)
             + vec(&self.rr)
             + self.rr.iter().map(|r| r.value.len() * 2).sum::<usize>()
@@ -120,6 +120,18 @@ impl DayState {
             + vec(&self.skin_temperature)
             + vec(&self.wear)
             + if self.night.is_some() { 512 } else { 0 }
+    }
+
+    /// Gives back the room kept for growth, once the day is unlikely to grow (a later day exists).
+    pub fn shrink(&mut self) {
+        self.sources.shrink_to_fit();
+        self.hr.shrink_to_fit();
+        self.rr.shrink_to_fit();
+        self.steps.shrink_to_fit();
+        self.sleep.shrink_to_fit();
+        self.spo2.shrink_to_fit();
+        self.skin_temperature.shrink_to_fit();
+        self.wear.shrink_to_fit();
     }
 
     /// Start of the earliest sleep segment that starts at or after `t`.
