@@ -105,7 +105,7 @@ w(f"| partitions of `device-synced` | {rows[0][5]} | {rows[1][5]} |")
 w(f"| ingest-api replicas | {rows[0][6]} | {rows[1][6]} |")
 w(f"| PostgreSQL cores for the writes | {rows[0][7]:.1f} | {rows[1][7]:.1f} |")
 w(f"| database growth per day | {fmt_bytes(rows[0][8])} | {fmt_bytes(rows[1][8])} |")
-w(f"| raw samples held ({RAW_RETENTION_DAYS} days) | {fmt_bytes(rows[0][8] * RAW_RETENTION_DAYS)} | "
+w(f"| database size after {RAW_RETENTION_DAYS} days (growth × days, before any expiry) | {fmt_bytes(rows[0][8] * RAW_RETENTION_DAYS)} | "
   f"{fmt_bytes(rows[1][8] * RAW_RETENTION_DAYS)} |")
 w("")
 w("## How the database scales out")
