@@ -93,7 +93,7 @@ fact backlog_days "$BENCH_BACKLOG_DAYS"
 fact backlog_topic "$BACKLOG_TOPIC"
 fact backlog_partitions "$BACKLOG_PARTITIONS"
 fact cache_budget_mb "${PROCESSOR_CACHE_BUDGET_MB:-512}"
-fact batch_max_wait_ms "${PROCESSOR_BATCH_MAX_WAIT_MS:-50}"
+fact batch_max_wait_ms "${PROCESSOR_BATCH_MAX_WAIT_MS:-10}"
 fact batch_max_events "${PROCESSOR_BATCH_MAX_EVENTS:-2000}"
 say "benchmark: $BENCH_COMMAND (logs in $RUN_DIR)"
 

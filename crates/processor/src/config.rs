@@ -37,7 +37,7 @@ impl Settings {
             ops_addr: var("PROCESSOR_OPS_ADDR", "127.0.0.1:9090"),
             db_pool_size: parse("PROCESSOR_DB_POOL_SIZE", "8")?,
             batch_max_events: parse("PROCESSOR_BATCH_MAX_EVENTS", "2000")?,
-            batch_max_wait: Duration::from_millis(parse("PROCESSOR_BATCH_MAX_WAIT_MS", "50")?),
+            batch_max_wait: Duration::from_millis(parse("PROCESSOR_BATCH_MAX_WAIT_MS", "10")?),
             cache_budget_bytes: parse::<usize>("PROCESSOR_CACHE_BUDGET_MB", "512")?.saturating_mul(1 << 20),
             max_series_days: parse("PROCESSOR_MAX_SERIES_DAYS", "1096")?,
         })
