@@ -25,7 +25,7 @@ use crate::cache::{ModelCache, StoredProfile, UserModel};
 use crate::chunk::{self, local_midnight_ms, Chunk};
 use crate::chunk_codec;
 use crate::day_state::{self, DayState, SyncSource};
-use crate::series::{DailyValues, Series, LOOKBACK_DAYS};
+use crate::series::{DailyValues, Series, HISTORY_DAYS};
 use crate::sql::{self, DailyRow, ProfileRow, StoredChunk};
 use crate::sync_outcome::SyncOutcome;
 
@@ -123,13 +123,14 @@ impl ModelWriter<'_> {
             let mut models = self.cache.lock().unwrap_or_else(|p| p.into_inner()).take(partition, watermark, &users);
 
             let new_chunks = new_chunks(&events);
-            self.load_missing(conn, &mut models, &users, &new_chunks)?;
+            let spans = date_spans(&new_chunks);
+            self.load_missing(conn, &mut models, &users, &spans, &new_chunks)?;
             for &user in &users {
-                self.check_time_bound(user, &models[user], &new_chunks)?;
+                self.check_time_bound(user, &models[user], spans.get(user).copied())?;
             }
 
             sql::insert_sync_status(conn, &fresh.iter().map(|i| &i.outcome).collect::<Vec<_>>())?;
-            let stored: Vec<StoredChunk> = new_chunks.iter().map(|c| c.stored.clone()).collect();
+            let stored: Vec<&StoredChunk> = new_chunks.iter().map(|c| &c.stored).collect();
             let inserted: HashSet<sql::ChunkKey> = sql::insert_day_samples(conn, &stored)?.into_iter().collect();
 
             let mut changed: BTreeMap<String, BTreeSet<NaiveDate>> = BTreeMap::new();
@@ -167,8 +168,8 @@ impl ModelWriter<'_> {
                     }
                 }
                 if model.series.loaded_from.is_some() {
-                    let rows = sql::load_series(conn, &[(user.as_str(), earliest_date())], LOOKBACK_DAYS as i32)?;
-                    model.series = series_of(rows.iter().filter(|r| r.user_id == *user), earliest_date());
+                    let rows = sql::load_series(conn, &[(user.as_str(), earliest_date())], HISTORY_DAYS as i32)?;
+                    model.series = series_of(&rows, earliest_date());
                 }
             }
 
@@ -224,39 +225,39 @@ impl ModelWriter<'_> {
         conn: &mut PgConnection,
         models: &mut HashMap<String, UserModel>,
         users: &[&str],
+        spans: &HashMap<&str, (NaiveDate, NaiveDate)>,
         new_chunks: &[NewChunk],
     ) -> Result<(), ApplyError> {
-        let mut earliest: HashMap<&str, NaiveDate> = HashMap::new();
-        for c in new_chunks {
-            let e = earliest.entry(c.stored.user_id.as_str()).or_insert(c.stored.local_date);
-            *e = (*e).min(c.stored.local_date);
-        }
-        let missing: Vec<&str> = users.iter().copied().filter(|u| !models.contains_key(*u)).collect();
+        let missing: HashSet<&str> = users.iter().copied().filter(|u| !models.contains_key(*u)).collect();
         for &user in &missing {
             models.insert(user.to_owned(), UserModel::default());
         }
         if !missing.is_empty() {
+            let missing: Vec<&str> = missing.iter().copied().collect();
             for row in sql::load_profiles(conn, &missing)? {
                 let profile = stored_profile(&row);
-                models.entry(row.user_id).or_default().profile = Some(profile);
+                models.get_mut(row.user_id.as_str()).expect("inserted above").profile = Some(profile);
             }
         }
         // Series: of new users, and of cached ones whose window does not reach back far enough.
         let mut series_from: Vec<(&str, NaiveDate)> = Vec::new();
         for &user in users {
             // A user with no new samples (a profile-only event) still needs its recent series.
-            let from = earliest.get(user).copied().unwrap_or(latest_date());
-            let model = &models[user];
-            if missing.contains(&user) || !model.series.covers(from) {
-                let window = from.checked_sub_days(Days::new(LOOKBACK_DAYS + 2)).unwrap_or(earliest_date());
+            let from = spans.get(user).map_or(latest_date(), |s| s.0);
+            if missing.contains(user) || !models[user].series.covers(from) {
+                let window = from.checked_sub_days(Days::new(HISTORY_DAYS)).unwrap_or(earliest_date());
                 series_from.push((user, window.max(earliest_date())));
             }
         }
         if !series_from.is_empty() {
-            let rows = sql::load_series(conn, &series_from, LOOKBACK_DAYS as i32)?;
+            let rows = sql::load_series(conn, &series_from, HISTORY_DAYS as i32)?;
+            let mut by_user: HashMap<String, Vec<sql::SeriesRow>> = HashMap::new();
+            for row in rows {
+                by_user.entry(row.user_id.clone()).or_default().push(row);
+            }
             for (user, from) in &series_from {
-                let mine = rows.iter().filter(|r| r.user_id == *user);
-                models.get_mut(*user).expect("inserted above").series = series_of(mine, *from);
+                let mine = by_user.remove(*user).unwrap_or_default();
+                models.get_mut(*user).expect("inserted above").series = series_of(&mine, *from);
             }
         }
         // User-days.
@@ -289,24 +290,24 @@ impl ModelWriter<'_> {
 
     /// A user's dense series may not stretch past the configured span: it is held and
     /// recomputed day by day, so its length bounds memory and time. Checked per user over the
-    /// batch; splitting the batch then finds the event that stretches it.
-    fn check_time_bound(&self, user: &str, model: &UserModel, new_chunks: &[NewChunk]) -> Result<(), ApplyError> {
-        let dates = new_chunks.iter().filter(|c| c.stored.user_id == user).map(|c| c.stored.local_date);
+    /// batch (`span`: the dates of its new chunks); splitting the batch then finds the event that
+    /// stretches it.
+    fn check_time_bound(
+        &self,
+        user: &str,
+        model: &UserModel,
+        span: Option<(NaiveDate, NaiveDate)>,
+    ) -> Result<(), ApplyError> {
         let known = [model.series.first_day, model.series.daily.keys().next_back().copied()];
-        let (mut lo, mut hi): (Option<NaiveDate>, Option<NaiveDate>) = (None, None);
-        for d in dates.chain(known.into_iter().flatten()) {
-            lo = Some(lo.map_or(d, |l| l.min(d)));
-            hi = Some(hi.map_or(d, |h| h.max(d)));
-        }
-        if let (Some(lo), Some(hi)) = (lo, hi) {
-            let span = (hi - lo).num_days().unsigned_abs() + 1;
-            if span > self.max_series_days {
-                return Err(ApplyError::Unusable(format!(
-                    "the series of user {user} would span {span} days ({lo} to {hi}); the limit is {} \
-                     (PROCESSOR_MAX_SERIES_DAYS)",
-                    self.max_series_days
-                )));
-            }
+        let dates = span.into_iter().flat_map(|(lo, hi)| [lo, hi]).chain(known.into_iter().flatten());
+        let (Some(lo), Some(hi)) = (dates.clone().min(), dates.max()) else { return Ok(()) };
+        let span = (hi - lo).num_days().unsigned_abs() + 1;
+        if span > self.max_series_days {
+            return Err(ApplyError::Unusable(format!(
+                "the series of user {user} would span {span} days ({lo} to {hi}); the limit is {} \
+                 (PROCESSOR_MAX_SERIES_DAYS)",
+                self.max_series_days
+            )));
         }
         Ok(())
     }
@@ -386,6 +387,17 @@ fn new_chunks(events: &[(&DeviceSynced, &SyncOutcome)]) -> Vec<NewChunk> {
         }
     }
     out
+}
+
+/// The earliest and latest date of each user's new chunks.
+fn date_spans(new_chunks: &[NewChunk]) -> HashMap<&str, (NaiveDate, NaiveDate)> {
+    let mut spans: HashMap<&str, (NaiveDate, NaiveDate)> = HashMap::new();
+    for c in new_chunks {
+        let d = c.stored.local_date;
+        let span = spans.entry(c.stored.user_id.as_str()).or_insert((d, d));
+        *span = (span.0.min(d), span.1.max(d));
+    }
+    spans
 }
 
 fn merge_stored(days: &mut BTreeMap<NaiveDate, DayState>, stored: &StoredChunk) -> Result<(), ApplyError> {
@@ -504,8 +516,8 @@ fn stored_profile(row: &ProfileRow) -> StoredProfile {
     }
 }
 
-/// A user's series from stored rows that cover every day from `from` (widened by the query).
-fn series_of<'a>(rows: impl Iterator<Item = &'a sql::SeriesRow>, from: NaiveDate) -> Series {
+/// A user's series from its stored rows, which cover every day from `from` (widened by the query).
+fn series_of(rows: &[sql::SeriesRow], from: NaiveDate) -> Series {
     let mut series = Series::default();
     for r in rows {
         if let Some(first) = r.local_date.checked_sub_days(Days::new(u64::try_from(r.day_index).unwrap_or(0))) {
@@ -531,12 +543,13 @@ fn series_of<'a>(rows: impl Iterator<Item = &'a sql::SeriesRow>, from: NaiveDate
             );
         }
     }
-    // The query loads every row from `from`, or from LOOKBACK_DAYS + 2 before the last row if
-    // that is earlier; with no rows at all, the user has no series yet and nothing is missing.
+    // The query loads every row from `from`, or from HISTORY_DAYS before the last row if that
+    // is earlier; with no rows at all, the user has no series yet and nothing is missing.
     series.loaded_from = series
         .rolling
         .keys()
         .next_back()
-        .map(|&last| from.min(last.checked_sub_days(Days::new(LOOKBACK_DAYS + 2)).unwrap_or(NaiveDate::MIN)));
+        .map(|&last| from.min(last.checked_sub_days(Days::new(HISTORY_DAYS)).unwrap_or(NaiveDate::MIN)));
     series
 }
+

@@ -318,49 +318,44 @@ pub fn assemble(date: NaiveDate, previous: Option<&DayState>, day: &DayState, da
 
     data.hr.clear();
     collect_hr(&days, if night_inputs { from } else { start_ms - 2 * MAX_SAMPLE_MS }, &mut data.hr);
-    data.rr_runs.clear();
-    if night_inputs {
-        for d in &days {
-            let tail = &d.rr[d.rr.partition_point(|e| e.t < from)..];
-            data.rr_runs.extend(tail.iter().map(|e| (e.t, e.value.iter().map(|&v| f64::from(v)).collect())));
-        }
-        sort_if_needed(&mut data.rr_runs, |r| r.0);
+    // What only the night reads is left out when the night is cached.
+    let night_days: &[&DayState] = if night_inputs { &days } else { &[] };
+    fill(
+        &mut data.rr_runs,
+        night_days,
+        |d| &d.rr,
+        from,
+        |e| (e.t, e.value.iter().map(|&v| f64::from(v)).collect()),
+        |r| r.0,
+    );
+    fill(&mut data.spo2, night_days, |d| &d.spo2, from, |e| (e.t, f64::from(e.value)), |s| s.0);
+    let step = |e: &Entry<StepValue>| StepEpoch {
+        start_ms: e.t,
+        duration_s: f64::from(e.value.duration_s),
+        steps: f64::from(e.value.steps),
+        distance_m: f64::from(e.value.distance_m),
+    };
+    fill(&mut data.steps, &days, |d| &d.steps, from, step, |s| s.start_ms);
+    fill(&mut data.sleep, &days, |d| &d.sleep, from, |e| (e.t, e.value.end_ms, e.value.stage), |s| s.0);
+    fill(&mut data.skin_temperature, &days, |d| &d.skin_temperature, from, |e| (e.t, f64::from(e.value)), |s| s.0);
+    fill(&mut data.wear, &days, |d| &d.wear, from, |e| (e.t, e.value), |s| s.0);
+}
+
+/// Refills `out` with one kind's samples from `from` on, over the given days, in time order.
+fn fill<V, T, K: Ord>(
+    out: &mut Vec<T>,
+    days: &[&DayState],
+    kind: impl Fn(&DayState) -> &Vec<Entry<V>>,
+    from: i64,
+    convert: impl Fn(&Entry<V>) -> T,
+    time: impl Fn(&T) -> K,
+) {
+    out.clear();
+    for d in days {
+        let series = kind(d);
+        out.extend(series[series.partition_point(|e| e.t < from)..].iter().map(&convert));
     }
-    data.steps.clear();
-    for d in &days {
-        let tail = &d.steps[d.steps.partition_point(|e| e.t < from)..];
-        data.steps.extend(tail.iter().map(|e| StepEpoch {
-            start_ms: e.t,
-            duration_s: f64::from(e.value.duration_s),
-            steps: f64::from(e.value.steps),
-            distance_m: f64::from(e.value.distance_m),
-        }));
-    }
-    sort_if_needed(&mut data.steps, |s| s.start_ms);
-    data.sleep.clear();
-    for d in &days {
-        let tail = &d.sleep[d.sleep.partition_point(|e| e.t < from)..];
-        data.sleep.extend(tail.iter().map(|e| (e.t, e.value.end_ms, e.value.stage)));
-    }
-    sort_if_needed(&mut data.sleep, |s| s.0);
-    data.spo2.clear();
-    for d in days.iter().filter(|_| night_inputs) {
-        let tail = &d.spo2[d.spo2.partition_point(|e| e.t < from)..];
-        data.spo2.extend(tail.iter().map(|e| (e.t, f64::from(e.value))));
-    }
-    sort_if_needed(&mut data.spo2, |s| s.0);
-    data.skin_temperature.clear();
-    for d in &days {
-        let tail = &d.skin_temperature[d.skin_temperature.partition_point(|e| e.t < from)..];
-        data.skin_temperature.extend(tail.iter().map(|e| (e.t, f64::from(e.value))));
-    }
-    sort_if_needed(&mut data.skin_temperature, |s| s.0);
-    data.wear.clear();
-    for d in &days {
-        let tail = &d.wear[d.wear.partition_point(|e| e.t < from)..];
-        data.wear.extend(tail.iter().map(|e| (e.t, e.value)));
-    }
-    sort_if_needed(&mut data.wear, |s| s.0);
+    sort_if_needed(out, time);
 }
 
 /// The two days' series are each sorted; they only need sorting when time zones overlap them.

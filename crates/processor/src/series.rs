@@ -15,6 +15,9 @@ use crate::sql::RollingRow;
 
 /// Days of history before the first recomputed day that the baselines read.
 pub const LOOKBACK_DAYS: u64 = rolling::ROLLING_LOOKBACK_DAYS as u64;
+/// Days of stored series held before a day so that resuming there finds what it needs: the
+/// lookback, the day before it, and one day of margin. Loads and trims both keep this much.
+pub const HISTORY_DAYS: u64 = LOOKBACK_DAYS + 2;
 
 /// The inputs of the rolling series a day contributes (a day without a row contributes load 0).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,7 +57,7 @@ impl Series {
     /// Forgets days well before the latest one, keeping what resuming there needs.
     pub fn trim(&mut self) {
         let Some(&last) = self.rolling.keys().next_back() else { return };
-        let Some(keep_from) = last.checked_sub_days(Days::new(LOOKBACK_DAYS + 2)) else { return };
+        let Some(keep_from) = last.checked_sub_days(Days::new(HISTORY_DAYS)) else { return };
         if self.loaded_from.is_some_and(|l| l >= keep_from) || self.first_day.is_some_and(|f| f >= keep_from) {
             return;
         }

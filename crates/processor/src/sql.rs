@@ -115,7 +115,7 @@ pub struct ChunkKey {
 
 /// Stores chunks and returns the keys of those that were really new: a redelivered or retried
 /// sync's chunks are already there and change nothing.
-pub fn insert_day_samples(conn: &mut PgConnection, rows: &[StoredChunk]) -> QueryResult<Vec<ChunkKey>> {
+pub fn insert_day_samples(conn: &mut PgConnection, rows: &[&StoredChunk]) -> QueryResult<Vec<ChunkKey>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -247,12 +247,12 @@ pub struct SeriesRow {
     pub hr_max: Option<f64>,
 }
 
-/// Each user's series from `from` on, widened so that it always reaches `lookback_days + 2`
-/// days before the user's last stored day (a new day long after the last one resumes from there).
+/// Each user's series from `from` on, widened so that it always reaches `history_days` days
+/// before the user's last stored day (a new day long after the last one resumes from there).
 pub fn load_series(
     conn: &mut PgConnection,
     users: &[(&str, NaiveDate)],
-    lookback_days: i32,
+    history_days: i32,
 ) -> QueryResult<Vec<SeriesRow>> {
     if users.is_empty() {
         return Ok(Vec::new());
@@ -263,12 +263,12 @@ pub fn load_series(
          FROM UNNEST($1::text[], $2::date[]) AS k(user_id, from_date) \
          CROSS JOIN LATERAL (SELECT max(local_date) AS last FROM rolling_metrics m WHERE m.user_id = k.user_id) l \
          JOIN rolling_metrics r ON r.user_id = k.user_id \
-          AND r.local_date >= LEAST(k.from_date, l.last - ($3 + 2)) \
+          AND r.local_date >= LEAST(k.from_date, l.last - $3) \
          LEFT JOIN daily_metrics d ON d.user_id = r.user_id AND d.local_date = r.local_date",
     )
     .bind::<Array<Text>, _>(users.iter().map(|u| u.0).collect::<Vec<_>>())
     .bind::<Array<Date>, _>(users.iter().map(|u| u.1).collect::<Vec<_>>())
-    .bind::<Integer, _>(lookback_days)
+    .bind::<Integer, _>(history_days)
     .load(conn)
 }
 

@@ -199,10 +199,9 @@ impl Worker {
                     None
                 }
                 Decoded::Poison(poison, outcome) => {
-                    if !dead_letter::send(&self.dlq, &self.settings, message, &poison, shutdown).await {
+                    if !self.dead_letter(message, &poison, shutdown).await {
                         return false;
                     }
-                    self.metrics.events.with_label_values(&["dead_lettered"]).inc();
                     dead_letter::failed_outcome(message, outcome.as_deref(), &poison.message)
                         .map(|outcome| Item { outcome, event: None })
                 }
@@ -249,6 +248,15 @@ impl Worker {
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         debug!("applied a batch of {} event(s), {} new, through offsets {:?}", messages.len(), applied, positions);
         true
+    }
+
+    /// Hands a record to the DLQ and counts it; false when shutdown interrupted it.
+    async fn dead_letter(&self, message: &OwnedMessage, poison: &Poison, shutdown: &CancellationToken) -> bool {
+        let sent = dead_letter::send(&self.dlq, &self.settings, message, poison, shutdown).await;
+        if sent {
+            self.metrics.events.with_label_values(&["dead_lettered"]).inc();
+        }
+        sent
     }
 
     /// The database watermark of every partition; empty when the database does not answer (then
@@ -308,10 +316,9 @@ impl Worker {
                     let message = messages.get(&(partition, offset));
                     let poison = Poison::unusable("processor.ApplyFailed", error.to_string());
                     if let Some(message) = message {
-                        if !dead_letter::send(&self.dlq, &self.settings, message, &poison, shutdown).await {
+                        if !self.dead_letter(message, &poison, shutdown).await {
                             return None;
                         }
-                        self.metrics.events.with_label_values(&["dead_lettered"]).inc();
                     }
                     let item = &items[range.start];
                     let failed = SyncOutcome::failed(

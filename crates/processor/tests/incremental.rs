@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{produce_event, spawn_processor, spawn_processor_with, TestProcessor};
+use common::{produce_event, spawn_processor, spawn_processor_with, wait_processed, TestProcessor};
 use diesel::prelude::*;
 use events::device_synced::*;
 use events::DeviceSynced;
@@ -110,16 +110,6 @@ fn story(user: &str) -> Vec<DeviceSynced> {
     events
 }
 
-async fn wait_processed(p: &TestProcessor, events: &[DeviceSynced]) {
-    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.sync_id.parse().unwrap()).collect();
-    eventually(Duration::from_secs(90), "every sync processed", || {
-        let n: i64 =
-            sync_status::table.filter(sync_status::sync_id.eq_any(&ids)).count().get_result(&mut p.conn()).ok()?;
-        (n == ids.len() as i64).then_some(())
-    })
-    .await;
-}
-
 type DailyRow = (NaiveDate, f64, Option<f64>, Option<f64>, Option<f64>, f64, bool, i32, i32, serde_json::Value);
 type RollingRow = (NaiveDate, i32, bool, f64, f64, f64, f64, Option<f64>, Option<f64>, f64, f64, serde_json::Value);
 
@@ -175,7 +165,7 @@ async fn feed(p: &TestProcessor, events: &[DeviceSynced], groups: &[&[usize]]) {
             produce_event(&p.settings.topic, &events[i]).await;
             sent.push(events[i].clone());
         }
-        wait_processed(p, &sent).await;
+        wait_processed(p, &sent, Duration::from_secs(90)).await;
     }
 }
 
@@ -295,7 +285,7 @@ async fn an_apply_stage_poison_is_dead_lettered_once_and_its_partition_goes_on()
     for e in &batch {
         produce_event(&p.settings.topic, e).await;
     }
-    wait_processed(&p, &batch).await;
+    wait_processed(&p, &batch, Duration::from_secs(90)).await;
     assert_eq!(status_of(&p, &poison.sync_id).as_deref(), Some("failed"));
     for e in [&before, &after, &also_after] {
         assert_eq!(status_of(&p, &e.sync_id).as_deref(), Some("processed"));
@@ -343,7 +333,7 @@ async fn an_event_in_the_year_200000_is_dead_lettered_and_the_processor_stays_up
     let fine = synced("u-far", "band-1", HrQuality::Locked, (day0(), day0() + HOUR, 5_000), 60, vec![]);
     produce_event(&p.settings.topic, &absurd).await;
     produce_event(&p.settings.topic, &fine).await;
-    wait_processed(&p, &[absurd.clone(), fine.clone()]).await;
+    wait_processed(&p, [&absurd, &fine], Duration::from_secs(90)).await;
     assert_eq!(status_of(&p, &absurd.sync_id).as_deref(), Some("failed"));
     assert_eq!(status_of(&p, &fine.sync_id).as_deref(), Some("processed"));
     let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", p.ops_port)).await.unwrap();

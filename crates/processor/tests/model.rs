@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{produce_event, spawn_processor, TestProcessor};
+use common::{produce_event, spawn_processor, wait_processed, TestProcessor};
 use diesel::prelude::*;
 use events::device_synced::v1;
 use events::device_synced::*;
@@ -62,16 +62,6 @@ fn run(user: &str, d: i64) -> DeviceSynced {
     synced(user, from, from + 30 * MIN, 150, 140, vec![])
 }
 
-async fn wait_processed(p: &TestProcessor, events: &[&DeviceSynced]) {
-    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.sync_id.parse().unwrap()).collect();
-    eventually(Duration::from_secs(60), "every sync processed", || {
-        let n: i64 =
-            sync_status::table.filter(sync_status::sync_id.eq_any(&ids)).count().get_result(&mut p.conn()).ok()?;
-        (n == ids.len() as i64).then_some(())
-    })
-    .await;
-}
-
 #[derive(Debug, PartialEq)]
 struct Tables {
     daily: Vec<(NaiveDate, f64, Option<f64>, f64, serde_json::Value)>,
@@ -114,7 +104,7 @@ async fn a_day_of_events_gives_the_values_of_the_formulas() {
     let (sleep, exercise) = (night("u-f", 0), run("u-f", 0));
     produce_event(&p.settings.topic, &sleep).await;
     produce_event(&p.settings.topic, &exercise).await;
-    wait_processed(&p, &[&sleep, &exercise]).await;
+    wait_processed(&p, [&sleep, &exercise], Duration::from_secs(60)).await;
     let t = tables(&p, "u-f");
     let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
     let (date, steps, rhr, load, summary) = t.daily.iter().find(|r| r.0 == day).cloned().expect("a row for the day");
@@ -158,7 +148,7 @@ async fn late_and_re_sent_data_give_the_same_model_as_in_order_data() {
     for e in &events {
         produce_event(&in_order.settings.topic, e).await;
     }
-    wait_processed(&in_order, &events.iter().collect::<Vec<_>>()).await;
+    wait_processed(&in_order, &events, Duration::from_secs(60)).await;
 
     // Out of order: the newest day first, an old day's batch late, and an overlapping re-sync
     // of day 1's run (new sync id, same samples) that must count once.
@@ -172,7 +162,7 @@ async fn late_and_re_sent_data_give_the_same_model_as_in_order_data() {
     produce_event(&shuffled.settings.topic, &resync).await;
     let mut all: Vec<&DeviceSynced> = events.iter().collect();
     all.push(&resync);
-    wait_processed(&shuffled, &all).await;
+    wait_processed(&shuffled, all.iter().copied(), Duration::from_secs(60)).await;
 
     let (a, b) = (tables(&in_order, user), tables(&shuffled, user));
     // Days 0..=3, and the evening before day 0 (the first night starts at 23:00).
@@ -225,7 +215,7 @@ async fn v1_and_v2_events_in_one_partition_are_both_processed() {
     ];
     let (p2, _) = produce_event(&p.settings.topic, &new).await;
     assert_eq!(p1, p2, "one user, one partition");
-    wait_processed(&p, &[&new]).await;
+    wait_processed(&p, [&new], Duration::from_secs(60)).await;
     let old_id: uuid::Uuid = old.sync_id.parse().unwrap();
     eventually(Duration::from_secs(30), "the v1 event processed", || {
         sync_status::table
@@ -264,7 +254,7 @@ async fn without_v2_data_the_model_degrades_cleanly() {
     let p = spawn_processor().await;
     let e = night("u-v1only", 0);
     produce_event(&p.settings.topic, &e).await;
-    wait_processed(&p, &[&e]).await;
+    wait_processed(&p, [&e], Duration::from_secs(60)).await;
     let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
     let summary = tables(&p, "u-v1only").daily.into_iter().find(|r| r.0 == day).expect("the day").4;
     assert!(summary["spo2_night"].is_null());

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{produce_event, spawn_processor_with, TestProcessor};
+use common::{produce_event, spawn_processor_with, wait_processed, TestProcessor};
 use diesel::prelude::*;
 use events::DeviceSynced;
 use processor::schema::{daily_metrics, rolling_metrics, sync_status};
@@ -27,16 +27,6 @@ fn workload(n: usize) -> Vec<DeviceSynced> {
             e
         })
         .collect()
-}
-
-async fn wait_all(p: &TestProcessor, events: &[DeviceSynced], timeout: Duration) {
-    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.sync_id.parse().unwrap()).collect();
-    eventually(timeout, "every sync processed", || {
-        let n: i64 =
-            sync_status::table.filter(sync_status::sync_id.eq_any(&ids)).count().get_result(&mut p.conn()).ok()?;
-        (n == ids.len() as i64).then_some(())
-    })
-    .await;
 }
 
 type DailyRow = (String, chrono::NaiveDate, f64, Option<f64>, f64, i32, i32, serde_json::Value);
@@ -80,7 +70,7 @@ fn snapshot(url: &str) -> Snapshot {
 /// A from-scratch run over the same topic, in a fresh database and group.
 async fn recompute_from_scratch(topic: &str, events: &[DeviceSynced]) -> Snapshot {
     let fresh = spawn_processor_with(|s| s.topic = topic.to_owned()).await;
-    wait_all(&fresh, events, Duration::from_secs(60)).await;
+    wait_processed(&fresh, events, Duration::from_secs(60)).await;
     let snap = snapshot(&fresh.db.url);
     fresh.stop().await;
     snap
@@ -98,7 +88,7 @@ async fn database_down_then_back_skips_no_event() {
     for e in &events[..3] {
         produce_event(&p.settings.topic, e).await;
     }
-    wait_all(&p, &events[..3], Duration::from_secs(30)).await;
+    wait_processed(&p, &events[..3], Duration::from_secs(30)).await;
 
     proxy.cut();
     for e in &events[3..] {
@@ -114,7 +104,7 @@ async fn database_down_then_back_skips_no_event() {
     })
     .await;
     proxy.restore();
-    wait_all(&p, &events, Duration::from_secs(60)).await;
+    wait_processed(&p, &events, Duration::from_secs(60)).await;
     let n: i64 = sync_status::table.count().get_result(&mut p.conn()).unwrap();
     assert_eq!(n, 6);
     assert_eq!(snapshot(&p.db.url), recompute_from_scratch(&p.settings.topic, &events).await);
@@ -137,7 +127,7 @@ async fn a_second_instance_joining_and_leaving_mid_run_changes_nothing() {
     for e in &events[..20] {
         produce_event(&topic, e).await;
     }
-    wait_all(&a, &events[..20], Duration::from_secs(60)).await;
+    wait_processed(&a, &events[..20], Duration::from_secs(60)).await;
     // B joins: the partitions are shared, and each owner's cache must notice the other's writes.
     let b = spawn_processor_with(|s| {
         s.topic = topic.clone();
@@ -149,14 +139,14 @@ async fn a_second_instance_joining_and_leaving_mid_run_changes_nothing() {
     for e in &events[20..40] {
         produce_event(&topic, e).await;
     }
-    wait_all(&a, &events[..40], Duration::from_secs(60)).await;
+    wait_processed(&a, &events[..40], Duration::from_secs(60)).await;
     let applied_by_b = applied(&b).await;
     // B leaves: A takes its partitions back, with what B wrote meanwhile.
     b.stop().await;
     for e in &events[40..] {
         produce_event(&topic, e).await;
     }
-    wait_all(&a, &events, Duration::from_secs(60)).await;
+    wait_processed(&a, &events, Duration::from_secs(60)).await;
     assert!(applied_by_b > 0.0, "the second instance got no work");
     assert!(applied(&a).await > 0.0);
     assert_eq!(snapshot(&shared_db), recompute_from_scratch(&topic, &events).await);

@@ -93,3 +93,21 @@ pub async fn produce_event(topic: &str, event: &DeviceSynced) -> (i32, i64) {
     let payload = encoder.encode(event).await.expect("encodes through the registry");
     produce(topic, &event.user_id, &payload, &event.sync_id).await
 }
+
+/// Waits until every one of `events` has a sync status (processed or failed) in `p`'s database.
+pub async fn wait_processed<'a>(
+    p: &TestProcessor,
+    events: impl IntoIterator<Item = &'a DeviceSynced>,
+    timeout: Duration,
+) {
+    let ids: Vec<uuid::Uuid> = events.into_iter().map(|e| e.sync_id.parse().unwrap()).collect();
+    testkit::eventually(timeout, "every sync processed", || {
+        let n: i64 = processor::schema::sync_status::table
+            .filter(processor::schema::sync_status::sync_id.eq_any(&ids))
+            .count()
+            .get_result(&mut p.conn())
+            .ok()?;
+        (n == ids.len() as i64).then_some(())
+    })
+    .await;
+}
