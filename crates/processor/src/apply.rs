@@ -553,3 +553,26 @@ fn series_of(rows: &[sql::SeriesRow], from: NaiveDate) -> Series {
     series
 }
 
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    use super::ApplyError;
+
+    fn database(kind: DatabaseErrorKind) -> ApplyError {
+        ApplyError::Database(Error::DatabaseError(kind, Box::new(String::from("from the server"))))
+    }
+
+    #[test]
+    fn only_failures_that_may_be_the_datas_isolate_an_event() {
+        assert!(ApplyError::Unusable("a date past the bound".into()).may_be_poison());
+        assert!(database(DatabaseErrorKind::CheckViolation).may_be_poison());
+        assert!(database(DatabaseErrorKind::Unknown).may_be_poison());
+        // The environment's failures, and stored data the processor cannot read, are retried.
+        assert!(!database(DatabaseErrorKind::ClosedConnection).may_be_poison());
+        assert!(!database(DatabaseErrorKind::SerializationFailure).may_be_poison());
+        assert!(!ApplyError::Pool("timed out".into()).may_be_poison());
+        assert!(!ApplyError::Corrupt("stored samples of u on 2026-03-02".into()).may_be_poison());
+        assert!(!ApplyError::Database(Error::BrokenTransactionManager).may_be_poison());
+    }
+}

@@ -499,6 +499,17 @@ mod tests {
     }
 
     #[test]
+    fn a_shrunk_day_counts_only_what_it_holds() {
+        let mut state = DayState::default();
+        state.merge("d", src(1, 1), 0, &hr(&[(midnight(), 60)], HrSource::OpticalLocked));
+        state.hr.reserve(10_000);
+        let grown = state.bytes();
+        state.shrink();
+        assert!(state.bytes() + 10_000 * size_of::<Entry<HrValue>>() <= grown, "{} vs {grown}", state.bytes());
+        assert_eq!(assembled(&state).hr, vec![(midnight(), 60.0)]);
+    }
+
+    #[test]
     fn the_evening_before_is_included_and_sorted_rr_runs_follow() {
         let mut previous = DayState::default();
         let evening = midnight() - 3_600_000;
