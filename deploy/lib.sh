@@ -107,7 +107,9 @@ wait_for_http() {
 # Starts the broker on loopback; storage is memory://nisshi/ or a postgres:// URL.
 start_broker() {
     local port=$1 storage=$2 log=$3
-    ${BROKER_LAUNCHER:-} "$NISSHI_BIN" broker \
+    # The broker gets its own log filter, never the services' RUST_LOG: at info nisshi logs the
+    # contents of every fetch response (gigabytes a minute while a consumer keeps up).
+    RUST_LOG="${BROKER_RUST_LOG:-warn}" ${BROKER_LAUNCHER:-} "$NISSHI_BIN" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine "$storage" \
