@@ -55,14 +55,14 @@ async fn sync(req: HttpRequest, device: web::Path<String>, body: web::Bytes, sta
     if claims.device.as_deref() != Some(device.as_str()) {
         return HttpResponse::Forbidden().finish();
     }
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return HttpResponse::BadRequest().finish();
-    };
-    let Ok(sync) = ingest_api::command::parse_command(&json, None, &state.limits) else {
-        return HttpResponse::UnprocessableEntity().finish();
+    let now = chrono::Utc::now();
+    // The same parsing as ingest-api, so the comparison is of the architecture alone.
+    let sync = match ingest_api::command::parse(&body, None, &state.limits, now.timestamp_millis()) {
+        Ok(sync) => sync,
+        Err(ingest_api::command::Rejection::Malformed(_)) => return HttpResponse::BadRequest().finish(),
+        Err(ingest_api::command::Rejection::Invalid(_)) => return HttpResponse::UnprocessableEntity().finish(),
     };
     let sync_id = sync.sync_id;
-    let now = chrono::Utc::now();
 
     let event =
         ingest_api::event::device_synced(sync, &claims.sub, &device, uuid::Uuid::new_v4(), now.timestamp_millis());

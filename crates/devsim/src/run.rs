@@ -249,7 +249,22 @@ async fn device_loop(mut sim: DeviceSim, index: usize, ctx: Arc<Ctx>) {
     }
 }
 
-async fn deliver(ctx: &Ctx, o: Outgoing) {
+/// A phone that was offline sends its history when it comes back: its clock reads the wall
+/// clock, not the simulated time of the wear, as ingest-api checks it against its own. The
+/// device clock moves with it, so the skew, and every corrected sample time, stay the same.
+fn stamp_history_now(body: &mut serde_json::Value, wall_ms: i64) {
+    let clock = &mut body["clock"];
+    let (Some(phone), Some(device)) = (clock["phone_time_ms"].as_i64(), clock["device_time_ms"].as_i64()) else {
+        return;
+    };
+    if phone < wall_ms - 60_000 {
+        clock["phone_time_ms"] = wall_ms.into();
+        clock["device_time_ms"] = (wall_ms - (phone - device)).into();
+    }
+}
+
+async fn deliver(ctx: &Ctx, mut o: Outgoing) {
+    stamp_history_now(&mut o.body, chrono::Utc::now().timestamp_millis());
     let s = &ctx.stats;
     s.syncs.fetch_add(1, Ordering::Relaxed);
     s.samples.fetch_add(u64::from(o.samples), Ordering::Relaxed);

@@ -71,6 +71,7 @@ fn preview_prints_valid_commands_without_a_secret() {
     assert_eq!(lines.len(), 4);
     for line in lines {
         let body: serde_json::Value = serde_json::from_str(line).unwrap();
-        ingest_api::command::parse_command(&body, None, &ingest_api::config::Limits::default()).unwrap();
+        let now = body["clock"]["phone_time_ms"].as_i64().unwrap();
+        ingest_api::command::parse_command(&body, None, &ingest_api::config::Limits::default(), now).unwrap();
     }
 }

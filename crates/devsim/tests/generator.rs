@@ -21,7 +21,8 @@ fn config(seed: u64, users: usize, backfill_days: f64, imperfections: Imperfecti
 }
 
 fn parse(o: &Outgoing) -> ValidSync {
-    parse_command(&o.body, None, &Limits::default()).unwrap_or_else(|violations| {
+    // Received when the phone sent it: the server's clock reads the phone's.
+    parse_command(&o.body, None, &Limits::default(), o.at_ms).unwrap_or_else(|violations| {
         panic!(
             "{} {:?} was rejected: {:?}\n{}",
             o.device_id,

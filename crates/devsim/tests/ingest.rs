@@ -32,6 +32,10 @@ async fn spawn_app() -> TestApp {
         limits: Limits::default(),
         delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
+        max_event_bytes: ingest_api::config::DEFAULT_MAX_EVENT_BYTES,
+        producer: Default::default(),
+        workers: 2,
+        access_log_every: 1,
         log_json: false,
         // The command path never reads the database; these tests have none.
         read_database_url: "postgres://postgres@127.0.0.1:1/none".into(),

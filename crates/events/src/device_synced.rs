@@ -15,3 +15,9 @@ pub fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
     SCHEMA.get_or_init(|| Schema::parse_str(READER_SCHEMA_JSON).expect("the latest DeviceSynced schema is valid Avro"))
 }
+
+/// The parsed schema producers write (the manifest's producer version).
+pub fn producer_schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| Schema::parse_str(SCHEMA_JSON).expect("the producer's DeviceSynced schema is valid Avro"))
+}

@@ -1,5 +1,6 @@
-//! Micro benchmarks of the command path's CPU work: parse and validate a standard sync; build and
-//! Avro-encode its DeviceSynced; decode and resolve one (the processor's side).
+//! Micro benchmarks of the command path's CPU work, as production does it: parse and validate a
+//! standard sync (the typed path; the full validator beside it for comparison); build and encode
+//! its DeviceSynced; decode and resolve one (the processor's side).
 
 use std::hint::black_box;
 
@@ -7,8 +8,9 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::{from_value, to_value};
 use criterion::{criterion_group, criterion_main, Criterion};
-use events::device_synced::{schema, DeviceSynced};
-use ingest_api::command::parse_command;
+use events::codec::FramedWriter;
+use events::device_synced::{producer_schema, schema, DeviceSynced};
+use ingest_api::command::{parse, parse_command, parse_typed};
 use ingest_api::config::Limits;
 use ingest_api::event::device_synced;
 use ingest_api::example::standard_sync;
@@ -17,24 +19,32 @@ fn benches(c: &mut Criterion) {
     let now = 1_772_409_600_000;
     let body = serde_json::to_vec(&standard_sync(uuid::Uuid::new_v4(), now, 1, false)).unwrap();
     let limits = Limits::default();
+    let server_now = now + 1_200;
     c.bench_function("ingest: parse and validate a standard sync", |b| {
+        // What post_sync does: the typed path, which accepts it (asserted below).
+        b.iter(|| parse(black_box(&body), None, &limits, server_now).unwrap())
+    });
+    assert!(parse_typed(&body, None, &limits, server_now).is_some(), "the typed path takes the standard sync");
+    c.bench_function("ingest: full validator on a standard sync (the fallback)", |b| {
         b.iter(|| {
             let json: serde_json::Value = serde_json::from_slice(black_box(&body)).unwrap();
-            parse_command(&json, None, &limits).unwrap()
+            parse_command(&json, None, &limits, server_now).unwrap()
         })
     });
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let sync = parse_command(&json, None, &limits).unwrap();
-    let writer = GenericDatumWriter::builder(schema()).build().unwrap();
-    c.bench_function("ingest: build and Avro-encode its DeviceSynced", |b| {
+    let sync = parse(&body, None, &limits, server_now).unwrap();
+    let framed = FramedWriter::new(producer_schema()).unwrap();
+    c.bench_function("ingest: encode its DeviceSynced as production does", |b| {
+        // Build the event from the validated sync and write it framed, straight from serde.
         b.iter(|| {
             let event = device_synced(black_box(sync.clone()), "user", "device", uuid::Uuid::nil(), now);
-            let value = to_value(&event).unwrap().resolve(schema()).unwrap();
-            writer.write_value_to_vec(value).unwrap()
+            framed.encode(1, &event, body.len() / 4).unwrap()
         })
     });
+    let writer = GenericDatumWriter::builder(schema()).build().unwrap();
     let event = device_synced(sync, "user", "device", uuid::Uuid::nil(), now);
     let bytes = writer.write_value_to_vec(to_value(&event).unwrap().resolve(schema()).unwrap()).unwrap();
+    // The direct writer produces the very bytes of the Value-tree writer.
+    assert_eq!(framed.encode(1, &event, 0).unwrap()[5..], bytes[..]);
     let v1 = apache_avro::Schema::parse_str(events::device_synced::VERSIONS[0].1).unwrap();
     let v1_bytes = {
         let w = GenericDatumWriter::builder(&v1).build().unwrap();

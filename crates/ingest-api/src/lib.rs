@@ -16,6 +16,7 @@ pub mod routes;
 pub mod telemetry;
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
     pub read_pool: read_model::ReadPool,
+    /// Successful requests seen, for sampling the access log.
+    pub served: AtomicU64,
 }
 
 /// The request's correlation id: `X-Request-Id` when the caller sent one, else a new UUID.
@@ -64,8 +67,13 @@ impl Application {
             publisher: publisher.clone(),
             metrics,
             read_pool: read_model::pool(&settings.read_database_url, settings.read_pool_size),
+            served: AtomicU64::new(0),
             settings,
         });
+        let workers = match state.settings.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -74,6 +82,7 @@ impl Application {
                 .configure(reads::configure)
                 .configure(dashboard::configure)
         })
+        .workers(workers)
         .listen(listener)?
         .shutdown_timeout(30)
         .run();
@@ -97,7 +106,20 @@ impl Application {
     }
 }
 
-/// One log line per request with its correlation id, and the request metrics.
+/// Every error gets an access-log line; successes one in `access_log_every`.
+fn should_log(state: &AppState, success: bool) -> bool {
+    if !success {
+        return true;
+    }
+    match state.settings.access_log_every {
+        0 => false,
+        1 => true,
+        n => state.served.fetch_add(1, Ordering::Relaxed).is_multiple_of(n),
+    }
+}
+
+/// An access-log line per request (sampled, see [`should_log`]) with its correlation id, and the
+/// request metrics.
 async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -128,7 +150,9 @@ async fn observe(
         s.metrics.requests.with_label_values(&[route.as_str(), status.as_str()]).inc();
         s.metrics.request_seconds.with_label_values(&[route.as_str(), status.as_str()]).observe(elapsed.as_secs_f64());
     }
-    log::info!(target: "ingest_api::access", "{method} {path} {} {:.1}ms request_id={correlation}", status.as_u16(), elapsed.as_secs_f64() * 1000.0);
+    if state.as_ref().is_none_or(|s| should_log(s, status.is_success())) {
+        log::info!(target: "ingest_api::access", "{method} {path} {} {:.1}ms request_id={correlation}", status.as_u16(), elapsed.as_secs_f64() * 1000.0);
+    }
     if let Ok(v) = HeaderValue::from_str(&correlation) {
         res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
     }

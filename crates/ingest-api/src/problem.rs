@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::command::Violations;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -25,10 +26,12 @@ impl Violation {
 pub enum ApiError {
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
-    #[error("the command has {} violation(s)", .0.len())]
-    Invalid(Vec<Violation>),
+    #[error("the command has {} violation(s){}", .0.total(), if .0.unlisted > 0 { format!("; the first {} are listed", .0.listed.len()) } else { String::new() })]
+    Invalid(Violations),
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("the sync becomes an event of {size} bytes, more than the {limit} bytes Kafka takes; retrying cannot help: split it into smaller syncs (a shorter window)")]
+    EventTooLarge { size: usize, limit: usize },
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
     #[error("the gzip body could not be decompressed: {0}")]
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::MalformedJson(_) => ("malformed-json", "Malformed JSON"),
             ApiError::Invalid(_) => ("invalid-command", "The sync command is not valid"),
             ApiError::TooLarge { .. } => ("too-large", "Request too large"),
+            ApiError::EventTooLarge { .. } => ("event-too-large", "Sync too large for one event"),
             ApiError::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             ApiError::BadEncoding(_) => ("bad-encoding", "Bad content encoding"),
             ApiError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
@@ -71,7 +75,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::MalformedJson(_) | ApiError::BadEncoding(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::EventTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::WrongDevice { .. } | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -91,7 +95,9 @@ impl ResponseError for ApiError {
             "detail": self.to_string(),
         });
         if let ApiError::Invalid(violations) = self {
-            body["violations"] = serde_json::to_value(violations).unwrap_or_default();
+            body["violations"] = serde_json::to_value(&violations.listed).unwrap_or_default();
+            body["violation_count"] = violations.total().into();
+            body["unlisted_violations"] = violations.unlisted.into();
         }
         if let ApiError::NotYetProcessed { partition, offset, committed } = self {
             body["freshness"] = serde_json::json!({"partition": partition, "committed_offset": committed});

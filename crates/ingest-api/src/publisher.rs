@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use events::codec::FramedWriter;
 use events::{DeviceSynced, EventEncoder};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -21,8 +23,12 @@ pub struct Delivery {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("encoding through the schema registry failed: {0}")]
+    #[error("encoding the event failed: {0}")]
     Encode(#[from] events::CodecError),
+    #[error("the DeviceSynced schema is not registered yet")]
+    NotRegistered,
+    #[error("the event is {size} bytes, more than the {limit} bytes a record may have")]
+    TooLarge { size: usize, limit: usize },
     #[error("the producer queue is full")]
     QueueFull,
     #[error("the broker did not acknowledge the record: {0}")]
@@ -31,7 +37,11 @@ pub enum PublishError {
 
 pub struct Publisher {
     producer: FutureProducer,
+    /// Registers the schema at start.
     encoder: EventEncoder,
+    /// Encodes every event, with the id the registration gave.
+    framed: FramedWriter,
+    max_event_bytes: usize,
     topic: String,
     /// Schema id once registered; 0 before.
     schema_id: AtomicU32,
@@ -47,10 +57,15 @@ impl Publisher {
             // A 202 means durable: every in-sync replica has it, written exactly once per send.
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("compression.type", "lz4")
+            .set("compression.type", &settings.producer.compression)
             // Java clients' partitioner, so every producer of a user's key agrees on the partition.
             .set("partitioner", "murmur2_random")
-            .set("linger.ms", "2")
+            .set("linger.ms", settings.producer.linger_ms.to_string())
+            .set("batch.size", settings.producer.batch_bytes.to_string())
+            // Small records, answered one by one: waiting to fill a segment only adds latency.
+            .set("socket.nagle.disable", "true")
+            // Room for the key, the headers and the record batch around the largest event.
+            .set("message.max.bytes", (settings.max_event_bytes + 64 * 1024).to_string())
             // Bounded memory: past this, sends fail at once and the caller gets 503.
             .set("queue.buffering.max.messages", settings.producer_queue_max_messages.to_string())
             .set("queue.buffering.max.kbytes", "262144")
@@ -60,9 +75,12 @@ impl Publisher {
             .context("creating the Kafka producer")?;
         let encoder =
             EventEncoder::new(&settings.schema_registry_url, &settings.topic, events::device_synced::SCHEMA_JSON)?;
+        let framed = FramedWriter::new(events::device_synced::producer_schema())?;
         Ok(Self {
             producer,
             encoder,
+            framed,
+            max_event_bytes: settings.max_event_bytes,
             topic: settings.topic.clone(),
             schema_id: AtomicU32::new(0),
             partitions: AtomicU32::new(0),
@@ -139,9 +157,22 @@ impl Publisher {
         self.producer.in_flight_count()
     }
 
-    /// Encodes and produces; returns once the broker acknowledged the record.
-    pub async fn publish(&self, event: &DeviceSynced, correlation_id: &str) -> Result<Delivery, PublishError> {
-        let payload = self.encoder.encode(event).await?;
+    /// Encodes and produces; returns once the broker acknowledged the record. `size_hint` sizes
+    /// the encoding buffer (the Avro form of a sync is about a fifth of its JSON).
+    pub async fn publish(
+        &self,
+        event: &DeviceSynced,
+        correlation_id: &str,
+        size_hint: usize,
+    ) -> Result<Delivery, PublishError> {
+        let id = self.schema_id.load(Ordering::Relaxed);
+        if id == 0 {
+            return Err(PublishError::NotRegistered);
+        }
+        let payload = self.framed.encode(id, event, size_hint)?;
+        if payload.len() > self.max_event_bytes {
+            return Err(PublishError::TooLarge { size: payload.len(), limit: self.max_event_bytes });
+        }
         let headers = OwnedHeaders::new()
             .insert(Header { key: "event_id", value: Some(&event.event_id) })
             .insert(Header { key: "sync_id", value: Some(&event.sync_id) })
@@ -153,7 +184,10 @@ impl Publisher {
             Err((e, _)) => {
                 self.metrics.records.with_label_values(&["failed"]).inc();
                 return Err(match e.rdkafka_error_code() {
-                    Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => PublishError::QueueFull,
+                    Some(RDKafkaErrorCode::QueueFull) => PublishError::QueueFull,
+                    Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
+                        PublishError::TooLarge { size: payload.len(), limit: self.max_event_bytes }
+                    }
                     _ => PublishError::NotAcknowledged(e.to_string()),
                 });
             }
@@ -166,7 +200,13 @@ impl Publisher {
             }
             Ok(Err((e, _))) => {
                 self.metrics.records.with_label_values(&["failed"]).inc();
-                Err(PublishError::NotAcknowledged(e.to_string()))
+                // The broker's own limit (the topic's max.message.bytes) can be below ours.
+                Err(match e.rdkafka_error_code() {
+                    Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
+                        PublishError::TooLarge { size: payload.len(), limit: self.max_event_bytes }
+                    }
+                    _ => PublishError::NotAcknowledged(e.to_string()),
+                })
             }
             Err(_) => {
                 self.metrics.records.with_label_values(&["failed"]).inc();

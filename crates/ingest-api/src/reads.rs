@@ -106,19 +106,32 @@ fn fresh(body: serde_json::Value, partition: i32, committed: i64) -> HttpRespons
     HttpResponse::Ok().insert_header(("X-Processed-Position", format!("{partition}:{committed}"))).json(body)
 }
 
-/// The common start of a read of one user's data: check the token and who reads, then wait for
-/// the consistency token if there is one. Returns the user and the freshness to report.
-async fn user_read(
-    req: &HttpRequest,
-    user: web::Path<String>,
-    q: &ReadQuery,
-    state: &web::Data<AppState>,
-) -> Result<(String, i32, i64), ApiError> {
+/// The common start of a read of one user's data: who reads, whether they may, and only then
+/// the query, so an unauthenticated caller makes the server do no work.
+fn user_read(req: &HttpRequest, user: web::Path<String>, state: &AppState) -> Result<(String, ReadQuery), ApiError> {
     let claims = claims(req, state)?;
     let user = user.into_inner();
     authorize(&claims, &user)?;
-    let (partition, committed) = position(state, req, q, &user).await?;
-    Ok((user, partition, committed))
+    Ok((user, query(req)?))
+}
+
+/// The query string, read after authentication.
+fn query(req: &HttpRequest) -> Result<ReadQuery, ApiError> {
+    web::Query::<ReadQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::BadQuery(format!("the query string: {e}")))
+}
+
+/// Dates a read may name: the database's range is wider, but nothing outside this is a real day.
+const DATE_RANGE: std::ops::RangeInclusive<NaiveDate> =
+    NaiveDate::from_ymd_opt(1900, 1, 1).unwrap()..=NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+
+fn check_date(name: &str, date: NaiveDate) -> Result<NaiveDate, ApiError> {
+    if DATE_RANGE.contains(&date) {
+        Ok(date)
+    } else {
+        Err(ApiError::BadQuery(format!("{name}={date} is out of range: use a date between 1900-01-01 and 9999-12-31")))
+    }
 }
 
 /// The freshness of a user's data: with a token, after waiting for it; without, as it is.
@@ -147,10 +160,10 @@ async fn position(
 async fn sync_status(
     req: HttpRequest,
     id: web::Path<String>,
-    q: web::Query<ReadQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let claims = claims(&req, &state)?;
+    let q = query(&req)?;
     let sync_id: uuid::Uuid =
         id.parse().map_err(|_| ApiError::BadQuery(format!("{id:?} is not a sync id (a UUID)")))?;
     let token = token(&req, &q)?;
@@ -211,15 +224,15 @@ async fn sync_status(
 }
 
 /// `GET /v1/users/{user_id}/days?from=&to=&limit=`: per-day outputs with data quality.
-async fn days(
-    req: HttpRequest,
-    user: web::Path<String>,
-    q: web::Query<ReadQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let today = chrono::Utc::now().date_naive();
-    let to = q.to.unwrap_or(today);
-    let from = q.from.unwrap_or(to - chrono::Days::new(29));
+async fn days(req: HttpRequest, user: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (user, q) = user_read(&req, user, &state)?;
+    let to = check_date("to", q.to.unwrap_or_else(|| chrono::Utc::now().date_naive()))?;
+    let from = match q.from {
+        Some(from) => check_date("from", from)?,
+        None => {
+            to.checked_sub_days(chrono::Days::new(29)).filter(|d| DATE_RANGE.contains(d)).unwrap_or(*DATE_RANGE.start())
+        }
+    };
     if from > to {
         return Err(ApiError::BadQuery(format!("from {from} is after to {to}")));
     }
@@ -228,7 +241,7 @@ async fn days(
         return Err(ApiError::BadQuery(format!("at most {max} days per request; page with from/to")));
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let (user, partition, committed) = user_read(&req, user, &q, &state).await?;
+    let (partition, committed) = position(&state, &req, &q, &user).await?;
     let u = user.clone();
     let (mut rows, rolling) = db(&state, move |c| {
         Ok((read_model::days(c, &u, from, to, limit + 1)?, read_model::rolling_between(c, &u, from, to)?))
@@ -253,10 +266,10 @@ async fn days(
 async fn model(
     req: HttpRequest,
     user: web::Path<String>,
-    q: web::Query<ReadQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user, partition, committed) = user_read(&req, user, &q, &state).await?;
+    let (user, q) = user_read(&req, user, &state)?;
+    let (partition, committed) = position(&state, &req, &q, &user).await?;
     let u = user.clone();
     let Some(r) = db(&state, move |c| read_model::latest_rolling(c, &u)).await? else {
         return Ok(fresh(json!({"user_id": user, "model": null}), partition, committed));
@@ -284,11 +297,11 @@ fn rolling_json(r: &read_model::RollingRow) -> serde_json::Value {
 async fn recent_syncs(
     req: HttpRequest,
     user: web::Path<String>,
-    q: web::Query<ReadQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let (user, q) = user_read(&req, user, &state)?;
     let limit = q.limit.unwrap_or(20).clamp(1, 200);
-    let (user, partition, committed) = user_read(&req, user, &q, &state).await?;
+    let (partition, committed) = position(&state, &req, &q, &user).await?;
     let u = user.clone();
     let rows = db(&state, move |c| read_model::recent_syncs(c, &u, limit)).await?;
     let syncs: Vec<serde_json::Value> = rows

@@ -8,6 +8,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use serde_json::json;
 
+use crate::command::Rejection;
 use crate::problem::ApiError;
 use crate::publisher::PublishError;
 use crate::{command, event, AppState, CorrelationId};
@@ -43,18 +44,21 @@ async fn post_sync(
     }
     check_content_type(&req)?;
     let body = read_body(&req, payload, state.settings.limits.max_body_bytes).await?;
-    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let idempotency_key = req.headers().get("Idempotency-Key").and_then(|v| v.to_str().ok());
-    let sync = command::parse_command(&json, idempotency_key, &state.settings.limits).map_err(ApiError::Invalid)?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let sync = command::parse(&body, idempotency_key, &state.settings.limits, now_ms).map_err(|r| match r {
+        Rejection::Malformed(e) => ApiError::MalformedJson(e),
+        Rejection::Invalid(violations) => ApiError::Invalid(violations),
+    })?;
 
     let sync_id = sync.sync_id;
     let event_id = uuid::Uuid::new_v4();
-    let now_ms = chrono::Utc::now().timestamp_millis();
     let event = event::device_synced(sync, &claims.sub, &device_id, event_id, now_ms);
     let correlation = req.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
-    let delivery = state.publisher.publish(&event, &correlation).await.map_err(|e| {
+    let delivery = state.publisher.publish(&event, &correlation, body.len() / 4).await.map_err(|e| {
         log::warn!("sync {sync_id} not accepted: {e}");
         match e {
+            PublishError::TooLarge { size, limit } => ApiError::EventTooLarge { size, limit },
             PublishError::QueueFull => ApiError::Unavailable("the producer queue is full".into()),
             other => ApiError::Unavailable(other.to_string()),
         }

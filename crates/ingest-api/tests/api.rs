@@ -32,6 +32,10 @@ fn settings(topic: &str, bootstrap: String) -> Settings {
         limits: Limits::default(),
         delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
+        max_event_bytes: ingest_api::config::DEFAULT_MAX_EVENT_BYTES,
+        producer: Default::default(),
+        workers: 2,
+        access_log_every: 1,
         log_json: false,
         // The command path never reads the database; these tests have none.
         read_database_url: "postgres://postgres@127.0.0.1:1/none".into(),
@@ -487,4 +491,56 @@ async fn sigterm_loses_no_acknowledged_request() {
     for id in &accepted {
         assert!(on_topic.contains(id), "acknowledged sync {id} is not on the topic");
     }
+}
+
+#[tokio::test]
+async fn abusive_bodies_get_bounded_answers_and_publish_nothing() {
+    let topic = unique("device-synced");
+    testkit::create_topic(&topic, 1).await;
+    let mut s = settings(&topic, testkit::kafka_bootstrap());
+    // The standard sync's event is about 3 KB: with a 2,000-byte limit it cannot be sent.
+    s.max_event_bytes = 2_000;
+    let app = spawn_app_with(s).await;
+    let token = app.device_token("u1", "d1");
+
+    // An event over the record size limit is 413: retrying the same body cannot help.
+    let (status, headers, problem) =
+        app.post("d1", Some(&token), &standard_sync(uuid::Uuid::new_v4(), now_ms(), 6, false)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{problem}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(headers.get("retry-after").is_none());
+    assert!(problem["detail"].as_str().unwrap().contains("split it"), "{problem}");
+
+    // A violation flood near the 2 MiB limit (gzipped, a few KB on the wire): 422, a hundred
+    // violations listed and the rest counted.
+    let mut flood = standard_sync(uuid::Uuid::new_v4(), now_ms(), 6, false);
+    flood["heart_rate"] = Value::Array(vec![json!({}); 690_000]);
+    let raw = serde_json::to_vec(&flood).unwrap();
+    assert!(raw.len() < 2 * 1024 * 1024);
+    let started = std::time::Instant::now();
+    let res = app
+        .http
+        .post(format!("{}/v1/devices/d1/syncs", app.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gzip(&raw))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = res.json().await.unwrap();
+    log::info!("a 690,000-sample violation flood was answered in {:?}", started.elapsed());
+    assert_eq!(problem["violations"].as_array().unwrap().len(), 100);
+    assert_eq!(problem["violation_count"], json!(3 * 690_000 + 1));
+    assert_eq!(problem["unlisted_violations"], json!(3 * 690_000 + 1 - 100));
+
+    // A phone clock a year ahead of the server is 422, whatever the samples say.
+    let year = 365 * 86_400_000;
+    let ahead = standard_sync(uuid::Uuid::new_v4(), now_ms() + year, 6, false);
+    let (status, _, problem) = app.post("d1", Some(&token), &ahead).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["violations"][0]["pointer"], json!("/clock/phone_time_ms"));
+
+    assert_eq!(testkit::topic_record_count(&topic), 0);
 }

@@ -1,20 +1,21 @@
 //! The validation rules of sync-command.md, without I/O: which violations reject the command
 //! (with a JSON pointer each) and which only drop a sample under a counted reason.
 
-use ingest_api::command::{parse_command, ValidSync};
+use ingest_api::command::{parse_command, ValidSync, Violations};
 use ingest_api::config::Limits;
 use ingest_api::example::standard_sync;
-use ingest_api::problem::Violation;
 use serde_json::{json, Value};
 
 const END: i64 = 1_764_000_000_000;
+/// The server's clock when these commands arrive: the standard sync's phone time.
+const NOW: i64 = END + 1_200;
 
 fn base() -> Value {
     standard_sync(uuid::Uuid::new_v4(), END, 7, false)
 }
 
-fn parse(body: &Value) -> Result<ValidSync, Vec<Violation>> {
-    parse_command(body, None, &Limits::default())
+fn parse(body: &Value) -> Result<ValidSync, Violations> {
+    parse_command(body, None, &Limits::default(), NOW)
 }
 
 fn pointers(body: &Value) -> Vec<String> {
@@ -67,7 +68,7 @@ fn structural_violations_reject_the_command_and_are_all_listed() {
 #[test]
 fn more_samples_than_the_limit_rejects() {
     let limits = Limits { max_samples_per_kind: 100, ..Limits::default() };
-    let err = parse_command(&base(), None, &limits).expect_err("180 heart-rate samples > 100");
+    let err = parse_command(&base(), None, &limits, NOW).expect_err("180 heart-rate samples > 100");
     let p: Vec<&str> = err.iter().map(|v| v.pointer.as_str()).collect();
     assert_eq!(p, vec!["/heart_rate", "/rr/blocks"]);
     assert!(err[0].detail.contains("at most 100"));
@@ -83,13 +84,13 @@ fn not_an_object_and_bad_sync_ids() {
     let mut body = base();
     let id = body.as_object_mut().unwrap().remove("sync_id").unwrap();
     assert_eq!(
-        parse_command(&body, id.as_str(), &Limits::default()).unwrap().sync_id.to_string(),
+        parse_command(&body, id.as_str(), &Limits::default(), NOW).unwrap().sync_id.to_string(),
         id.as_str().unwrap()
     );
     assert_eq!(pointers(&body), vec!["/sync_id"]);
     body["sync_id"] = id;
     let other = uuid::Uuid::new_v4().to_string();
-    assert!(parse_command(&body, Some(&other), &Limits::default()).is_err());
+    assert!(parse_command(&body, Some(&other), &Limits::default(), NOW).is_err());
 }
 
 #[test]
@@ -190,4 +191,68 @@ fn v2_samples_spo2_skin_temperature_and_wear_are_validated() {
     // An unknown wear state is structural.
     body["wear"] = json!([{"t": t0, "state": "in_pocket"}]);
     assert_eq!(pointers(&body), vec!["/wear/0/state"]);
+}
+
+#[test]
+fn a_violation_flood_lists_a_hundred_and_counts_the_rest() {
+    // About 2 MiB of empty heart-rate samples: three violations each, and one for the limit.
+    let n = 700_000;
+    let mut body = base();
+    body["heart_rate"] = Value::Array(vec![json!({}); n]);
+    let err = parse(&body).expect_err("a flood is rejected");
+    assert_eq!(err.listed.len(), ingest_api::command::MAX_LISTED_VIOLATIONS);
+    assert_eq!(err.total(), 3 * n + 1, "every violation is counted");
+    assert_eq!(err.listed[0].pointer, "/heart_rate");
+    assert_eq!(err.listed[1].pointer, "/heart_rate/0/t");
+}
+
+#[test]
+fn the_phone_clock_is_checked_against_the_server_clock() {
+    let limits = Limits::default();
+    // A phone a year ahead of the server (or behind it) is refused, however its samples look.
+    for offset in [365 * 86_400_000i64, -365 * 86_400_000] {
+        let mut body = base();
+        body["clock"]["phone_time_ms"] = json!(END + offset);
+        body["clock"]["device_time_ms"] = json!(END + offset);
+        let err = parse_command(&body, None, &limits, NOW).expect_err("a year off");
+        assert_eq!(err[0].pointer, "/clock/phone_time_ms");
+        assert!(err[0].detail.contains("server's clock"), "{}", err[0].detail);
+    }
+    // 23 hours off is within the default 24 h.
+    let mut body = base();
+    body["clock"]["phone_time_ms"] = json!(END + 23 * 3_600_000);
+    assert!(parse(&body).is_ok());
+    // A tighter setting applies.
+    let tight = Limits { max_clock_skew: std::time::Duration::from_secs(3600), ..Limits::default() };
+    assert!(parse_command(&body, None, &tight, NOW).is_err());
+    // A device clock that puts the window before 1970 once corrected is refused too.
+    let mut body = base();
+    body["clock"]["device_time_ms"] = json!(END * 3);
+    assert_eq!(parse(&body).unwrap_err()[0].pointer, "/window/start_ms");
+}
+
+#[test]
+fn workouts_and_nights_that_end_after_the_sync_are_dropped() {
+    let mut body = standard_sync(uuid::Uuid::new_v4(), END, 3, true);
+    body["workouts"] = json!([
+        {"id": "a", "version": 1, "sport": "run", "start_ms": END - 3_600_000, "end_ms": END - 60_000},
+        {"id": "b", "version": 1, "sport": "run", "start_ms": END - 3_600_000, "end_ms": END + 86_400_000},
+    ]);
+    let last = body["sleep"].as_array().unwrap().len() - 1;
+    body["sleep"][last]["end_ms"] = json!(END + 86_400_000);
+    let sync = parse(&body).unwrap();
+    assert_eq!(sync.workouts.len(), 1);
+    assert_eq!(sync.dropped.get("time_in_future"), Some(&2));
+}
+
+#[test]
+fn huge_rr_values_in_1024ths_are_out_of_range_not_wrapped() {
+    let mut body = base();
+    let start = body["window"]["start_ms"].clone();
+    body["rr"] = json!({"unit": "1/1024s", "blocks": [{"first_beat_ms": start, "intervals": [1024, i64::MAX, 1024, i64::MAX / 1000, 1024]}]});
+    let sync = parse(&body).unwrap();
+    assert_eq!(sync.dropped.get("rr_out_of_range"), Some(&2));
+    // The beats after an unusable value are placed by the previous interval, and kept.
+    let kept: usize = sync.rr_blocks.iter().map(|b| b.1.len()).sum();
+    assert_eq!(kept, 3);
 }

@@ -53,6 +53,10 @@ async fn spawn_stack(with_processor: bool) -> Stack {
         limits: Limits::default(),
         delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
+        max_event_bytes: ingest_api::config::DEFAULT_MAX_EVENT_BYTES,
+        producer: Default::default(),
+        workers: 2,
+        access_log_every: 1,
         log_json: false,
         read_database_url: db.url.clone(),
         read_pool_size: 4,
@@ -102,7 +106,11 @@ impl Stack {
     }
 
     async fn sync_ending(&self, user: &str, device: &str, end_ms: i64) -> Value {
-        let body = standard_sync(uuid::Uuid::new_v4(), end_ms, 3, true);
+        let mut body = standard_sync(uuid::Uuid::new_v4(), end_ms, 3, true);
+        // The phone syncs now (the server checks its clock); its device clock keeps the example's
+        // 1.2 s skew, so the wear's corrected times stay as they were.
+        let now = chrono::Utc::now().timestamp_millis();
+        body["clock"] = json!({"device_time_ms": now, "phone_time_ms": now + 1_200});
         let res = self
             .http
             .post(format!("{}/v1/devices/{device}/syncs", self.api))
@@ -199,6 +207,11 @@ async fn read_routes_check_who_reads_and_what_is_asked() {
     assert_eq!(stack.get(&format!("{status_url}&wait=10000"), "someone-else").await.0, StatusCode::FORBIDDEN);
     let res = stack.http.get(format!("{}/v1/users/reader-3/model", stack.api)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // Authentication comes before any work on the query, a broken one included.
+    for query in ["to=-262143-01-01", "wait=soon", "from=yesterday"] {
+        let res = stack.http.get(format!("{}/v1/users/reader-3/days?{query}", stack.api)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{query}");
+    }
     // The device's own token reads its user's data.
     let res = stack
         .http
@@ -214,13 +227,17 @@ async fn read_routes_check_who_reads_and_what_is_asked() {
         "/v1/users/reader-3/days?from=2026-01-01&to=2026-03-01",
         "/v1/users/reader-3/days?consistency_token=garbage",
         "/v1/syncs/not-a-uuid",
+        // Out of any calendar's range: 400, never a panic in date arithmetic.
+        "/v1/users/reader-3/days?to=-262143-01-01",
+        "/v1/users/reader-3/days?from=-262143-01-01&to=2026-01-01",
+        "/v1/users/reader-3/days?to=+262142-12-31",
+        "/v1/users/reader-3/days?wait=soon",
     ] {
         let (status, headers, body) = stack.get(path, "reader-3").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(headers["content-type"], "application/problem+json");
     }
-    // Pagination: one day per page, over two days with data (the same device two days ago;
-    // its clock matches the phone's, so the example's times stay as sent).
+    // Pagination: one day per page, over two days with data (wear from two days ago, synced now).
     let two_days_ago = chrono::Utc::now().timestamp_millis() - 2 * 86_400_000;
     let older = stack.sync_ending("reader-3", "band-3", two_days_ago).await;
     assert_eq!(older["partition"], accepted["partition"], "one user, one partition");
