@@ -369,7 +369,12 @@ async fn metrics_and_openapi() {
     let example = &doc["paths"]["/v1/devices/{device_id}/syncs"]["post"]["requestBody"]["content"]["application/json"]
         ["examples"]["standard"]["value"];
     assert_eq!(example["heart_rate"].as_array().unwrap().len(), 180);
-    let (status, _, reply) = app.post("d1", Some(&app.device_token("u1", "d1")), example).await;
+    // Sent now, as a phone would: its clock reads the server's (give or take), the device's the
+    // same skew behind, so the wear keeps its corrected times.
+    let mut example = example.clone();
+    let skew = example["clock"]["phone_time_ms"].as_i64().unwrap() - example["clock"]["device_time_ms"].as_i64().unwrap();
+    example["clock"] = json!({"device_time_ms": now_ms() - skew, "phone_time_ms": now_ms()});
+    let (status, _, reply) = app.post("d1", Some(&app.device_token("u1", "d1")), &example).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
 
     let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
