@@ -75,6 +75,8 @@ fn generate(path: &Path) -> Result<String, String> {
 #[derive(Default)]
 struct Generator {
     out: String,
+    /// Named types defined so far: is it an enum (else a record)?
+    named: std::collections::HashMap<String, bool>,
 }
 
 impl Generator {
@@ -130,7 +132,18 @@ impl Generator {
             let _ = writeln!(body, "    pub {}: {ftype},", field_ident(fname));
         }
         let rust = rust_name(name);
+        let mut encode = String::new();
+        for field in fields {
+            let fname = field.get("name").and_then(Value::as_str).ok_or("field without name")?;
+            let place = format!("self.{}", field_ident(fname));
+            encode += &self.encoder(field.get("type").ok_or("field without type")?, &place)?;
+        }
+        self.named.insert(name.to_owned(), false);
         let full = if namespace.is_empty() { name.to_owned() } else { format!("{namespace}.{name}") };
+        let _ = writeln!(
+            self.out,
+            "impl crate::avro::Encode for {rust} {{\n    fn encode(&self, out: &mut Vec<u8>) {{\n{encode}    }}\n}}\n"
+        );
         let _ = writeln!(self.out, "/// Avro record `{full}`.");
         if let Some(doc) = obj.get("doc").and_then(Value::as_str) {
             let _ = writeln!(self.out, "///\n/// {doc}");
@@ -146,6 +159,7 @@ impl Generator {
         let name = obj.get("name").and_then(Value::as_str).ok_or("enum without name")?;
         let symbols = obj.get("symbols").and_then(Value::as_array).ok_or("enum without symbols")?;
         let rust = rust_name(name);
+        self.named.insert(name.to_owned(), true);
         let mut body = String::new();
         for symbol in symbols {
             let symbol = symbol.as_str().ok_or("enum symbol is not a string")?;
@@ -156,6 +170,89 @@ impl Generator {
             "/// Avro enum `{name}`.\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]\npub enum {rust} {{\n{body}}}\n"
         );
         Ok(rust)
+    }
+}
+
+impl Generator {
+    /// Statements that append the Avro binary encoding of the value at `place` (a place
+    /// expression of the generated Rust type of `schema`) to `out`. Named types must be defined
+    /// already, as Avro requires.
+    fn encoder(&self, schema: &Value, place: &str) -> Result<String, String> {
+        Ok(match schema {
+            Value::String(name) => match name.as_str() {
+                "null" => String::new(),
+                "boolean" => format!("        out.push(u8::from({place}));\n"),
+                "int" => format!("        crate::avro::write_long(out, i64::from({place}));\n"),
+                "long" => format!("        crate::avro::write_long(out, {place});\n"),
+                "float" | "double" => format!("        out.extend_from_slice(&{place}.to_le_bytes());\n"),
+                "bytes" => format!("        crate::avro::write_bytes(out, &{place});\n"),
+                "string" => format!("        crate::avro::write_bytes(out, {place}.as_bytes());\n"),
+                other => {
+                    let short = other.rsplit('.').next().unwrap_or(other);
+                    match self.named.get(short) {
+                        // An enum's index is its symbol's position, as the variants are declared.
+                        Some(true) => format!("        crate::avro::write_long(out, {place} as i64);\n"),
+                        Some(false) => format!("        {place}.encode(out);\n"),
+                        None => return Err(format!("{other} is used before it is defined")),
+                    }
+                }
+            },
+            Value::Array(branches) => match branches.as_slice() {
+                [Value::String(null), other] if null == "null" => {
+                    let inner = self.encoder(other, "value")?;
+                    // A `Copy` value is matched by value, anything else by reference.
+                    let by = if self.is_copy(other) { "" } else { "&" };
+                    format!(
+                        "        match {by}{place} {{\n            None => out.push(0),\n            Some(value) => {{\n                out.push(2);\n{inner}            }}\n        }}\n"
+                    )
+                }
+                _ => return Err("only [\"null\", T] unions are supported".into()),
+            },
+            Value::Object(obj) => match obj.get("type").and_then(Value::as_str) {
+                Some("record") | Some("enum") => {
+                    let name = obj.get("name").and_then(Value::as_str).ok_or("named type without name")?;
+                    self.encoder(&Value::String(name.to_owned()), place)?
+                }
+                Some("array") => {
+                    let items = obj.get("items").ok_or("array without items")?;
+                    let item = self.encoder(items, "item")?;
+                    let bind = if self.is_copy(items) { "&item" } else { "item" };
+                    // One block: its count, the items, then the empty block that ends the array.
+                    format!(
+                        "        if !{place}.is_empty() {{\n            crate::avro::write_long(out, {place}.len() as i64);\n            for {bind} in &{place} {{\n{item}            }}\n        }}\n        out.push(0);\n"
+                    )
+                }
+                Some("map") => {
+                    let values = obj.get("values").ok_or("map without values")?;
+                    let value = self.encoder(values, "value")?;
+                    let bind = if self.is_copy(values) { "&value" } else { "value" };
+                    format!(
+                        "        if !{place}.is_empty() {{\n            crate::avro::write_long(out, {place}.len() as i64);\n            for (key, {bind}) in &{place} {{\n                crate::avro::write_bytes(out, key.as_bytes());\n{value}            }}\n        }}\n        out.push(0);\n"
+                    )
+                }
+                // A primitive with a logical type.
+                _ => self.encoder(obj.get("type").ok_or("a type object without \"type\"")?, place)?,
+            },
+            other => return Err(format!("unsupported schema node {other}")),
+        })
+    }
+
+    /// Is the Rust type of `schema` `Copy` (a number, a boolean or an enum)? Loops and matches
+    /// then bind it by value.
+    fn is_copy(&self, schema: &Value) -> bool {
+        match schema {
+            Value::String(name) => match name.as_str() {
+                "boolean" | "int" | "long" | "float" | "double" => true,
+                other => self.named.get(other.rsplit('.').next().unwrap_or(other)) == Some(&true),
+            },
+            Value::Object(obj) => match obj.get("type") {
+                Some(Value::String(t)) if t == "enum" => true,
+                Some(Value::String(t)) if t == "record" || t == "array" || t == "map" => false,
+                Some(kind) => self.is_copy(kind),
+                None => false,
+            },
+            _ => false,
+        }
     }
 }
 

@@ -5,7 +5,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::{from_value, Schema};
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
@@ -62,29 +61,6 @@ impl EventEncoder {
 
     pub async fn encode<T: Serialize>(&self, item: &T) -> Result<Vec<u8>, CodecError> {
         Ok(self.encoder.encode_struct(item, &self.strategy).await?)
-    }
-}
-
-/// Writes Confluent-framed Avro straight from a serde type, for a schema whose registry id is
-/// known: no `Value` tree, no schema clone, and the 5-byte header written first into the same
-/// buffer, so there is no second copy. The hot path of a producer; [`EventEncoder`] registers.
-pub struct FramedWriter {
-    writer: GenericDatumWriter<'static>,
-}
-
-impl FramedWriter {
-    pub fn new(schema: &'static Schema) -> Result<Self, CodecError> {
-        // One block per array: no intermediate buffer, and the consumer reads it the same.
-        Ok(Self { writer: GenericDatumWriter::builder(schema).build().map_err(Box::new)? })
-    }
-
-    /// The framed record of `item`, written with schema `id`; `size_hint` sizes the buffer.
-    pub fn encode<T: Serialize>(&self, id: u32, item: &T, size_hint: usize) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::with_capacity(size_hint.max(64));
-        out.push(0);
-        out.extend_from_slice(&id.to_be_bytes());
-        self.writer.write_ser(&mut out, item).map_err(Box::new)?;
-        Ok(out)
     }
 }
 

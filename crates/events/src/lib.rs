@@ -4,6 +4,7 @@
 //! build time, and the schema text is compiled in, so a producer registers exactly the schema its
 //! types were generated from.
 
+pub mod avro;
 pub mod codec;
 pub mod device_synced;
 pub mod kafka;

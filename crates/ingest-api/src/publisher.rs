@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use events::codec::FramedWriter;
 use events::{DeviceSynced, EventEncoder};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -39,8 +38,6 @@ pub struct Publisher {
     producer: FutureProducer,
     /// Registers the schema at start.
     encoder: EventEncoder,
-    /// Encodes every event, with the id the registration gave.
-    framed: FramedWriter,
     max_event_bytes: usize,
     topic: String,
     /// Schema id once registered; 0 before.
@@ -73,13 +70,19 @@ impl Publisher {
             .set("request.timeout.ms", &timeout)
             .create()
             .context("creating the Kafka producer")?;
+        // Events are encoded from the latest version's types by the generated encoder, so the
+        // registered (producer) schema must be that version; schemas/manifest.json sets it.
+        let latest = events::device_synced::VERSIONS.last().map(|v| v.0);
+        anyhow::ensure!(
+            latest == Some(events::device_synced::PRODUCER_VERSION),
+            "schemas/manifest.json: producer_version {} is not the latest DeviceSynced version {latest:?}; ingest-api writes the latest",
+            events::device_synced::PRODUCER_VERSION
+        );
         let encoder =
             EventEncoder::new(&settings.schema_registry_url, &settings.topic, events::device_synced::SCHEMA_JSON)?;
-        let framed = FramedWriter::new(events::device_synced::producer_schema())?;
         Ok(Self {
             producer,
             encoder,
-            framed,
             max_event_bytes: settings.max_event_bytes,
             topic: settings.topic.clone(),
             schema_id: AtomicU32::new(0),
@@ -169,7 +172,8 @@ impl Publisher {
         if id == 0 {
             return Err(PublishError::NotRegistered);
         }
-        let payload = self.framed.encode(id, event, size_hint)?;
+        // The encoder generated from the schema, with the id the registration gave.
+        let payload = events::avro::framed(id, event, size_hint);
         if payload.len() > self.max_event_bytes {
             return Err(PublishError::TooLarge { size: payload.len(), limit: self.max_event_bytes });
         }

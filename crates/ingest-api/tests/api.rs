@@ -372,7 +372,8 @@ async fn metrics_and_openapi() {
     // Sent now, as a phone would: its clock reads the server's (give or take), the device's the
     // same skew behind, so the wear keeps its corrected times.
     let mut example = example.clone();
-    let skew = example["clock"]["phone_time_ms"].as_i64().unwrap() - example["clock"]["device_time_ms"].as_i64().unwrap();
+    let skew =
+        example["clock"]["phone_time_ms"].as_i64().unwrap() - example["clock"]["device_time_ms"].as_i64().unwrap();
     example["clock"] = json!({"device_time_ms": now_ms() - skew, "phone_time_ms": now_ms()});
     let (status, _, reply) = app.post("d1", Some(&app.device_token("u1", "d1")), &example).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{reply}");

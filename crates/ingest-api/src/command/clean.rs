@@ -78,7 +78,7 @@ pub(super) fn samples(
     for (first, intervals, per_1024) in rr_raw {
         // A dropped interval ends a run of valid beats; the next run starts where that beat was.
         let mut beat = first + skew;
-        let mut run: Vec<i32> = Vec::new();
+        let mut run: Vec<i32> = Vec::with_capacity(intervals.len());
         let mut run_start = beat;
         let mut previous_ms = 1000;
         for raw in intervals {
