@@ -134,6 +134,13 @@ INGEST_MAX_SAMPLE_AGE_DAYS: {{ $c.maxSampleAgeDays | int64 | quote }}
 INGEST_FUTURE_TOLERANCE_SECONDS: {{ $c.futureToleranceSeconds | int64 | quote }}
 INGEST_DELIVERY_TIMEOUT_MS: {{ $c.deliveryTimeoutMs | int64 | quote }}
 INGEST_PRODUCER_QUEUE_MAX_MESSAGES: {{ $c.producerQueueMaxMessages | int64 | quote }}
+INGEST_MAX_CLOCK_SKEW_SECONDS: {{ $c.maxClockSkewSeconds | int64 | quote }}
+INGEST_MAX_EVENT_BYTES: {{ $c.maxEventBytes | int64 | quote }}
+INGEST_PRODUCER_COMPRESSION: {{ $c.producerCompression | quote }}
+INGEST_PRODUCER_LINGER_MS: {{ $c.producerLingerMs | int64 | quote }}
+INGEST_PRODUCER_BATCH_BYTES: {{ $c.producerBatchBytes | int64 | quote }}
+INGEST_WORKERS: {{ $c.workers | int64 | quote }}
+INGEST_ACCESS_LOG_EVERY: {{ $c.accessLogEvery | int64 | quote }}
 INGEST_READ_POOL_SIZE: {{ $c.readPoolSize | int64 | quote }}
 INGEST_READ_MAX_WAIT_MS: {{ $c.readMaxWaitMs | int64 | quote }}
 INGEST_READ_MAX_DAYS: {{ $c.readMaxDays | int64 | quote }}
