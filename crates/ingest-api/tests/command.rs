@@ -1,7 +1,7 @@
 //! The validation rules of sync-command.md, without I/O: which violations reject the command
 //! (with a JSON pointer each) and which only drop a sample under a counted reason.
 
-use ingest_api::command::{parse_command, ValidSync, Violations};
+use ingest_api::command::{self, parse_command, Rejection, ValidSync, Violations};
 use ingest_api::config::Limits;
 use ingest_api::example::standard_sync;
 use serde_json::{json, Value};
@@ -195,15 +195,56 @@ fn v2_samples_spo2_skin_temperature_and_wear_are_validated() {
 
 #[test]
 fn a_violation_flood_lists_a_hundred_and_counts_the_rest() {
-    // About 2 MiB of empty heart-rate samples: three violations each, and one for the limit.
+    // About 2 MiB of empty heart-rate samples. The service's parse keeps the first 50,001 (the
+    // limit, plus one) and counts the rest: three violations each, and one for the limit.
     let n = 700_000;
     let mut body = base();
     body["heart_rate"] = Value::Array(vec![json!({}); n]);
-    let err = parse(&body).expect_err("a flood is rejected");
-    assert_eq!(err.listed.len(), ingest_api::command::MAX_LISTED_VIOLATIONS);
-    assert_eq!(err.total(), 3 * n + 1, "every violation is counted");
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let Err(Rejection::Invalid(err)) = command::parse(&bytes, None, &Limits::default(), NOW) else {
+        panic!("a flood is rejected as invalid")
+    };
+    assert_eq!(err.listed.len(), command::MAX_LISTED_VIOLATIONS);
+    let kept = Limits::default().max_samples_per_kind + 1;
+    assert_eq!(err.total(), 3 * kept + 1, "every checked violation is counted");
     assert_eq!(err.listed[0].pointer, "/heart_rate");
+    assert!(err.listed[0].detail.contains(&format!("has {n} samples")), "{}", err.listed[0].detail);
     assert_eq!(err.listed[1].pointer, "/heart_rate/0/t");
+    // The whole-tree validator, given the same flood, checks every sample.
+    assert_eq!(parse(&body).unwrap_err().total(), 3 * n + 1);
+}
+
+#[test]
+fn the_bounded_parse_drops_unknown_members_and_caps_every_array() {
+    // A million unknown members and a huge array inside the device: parsed within bounds, and the
+    // answer names what is wrong with the command itself.
+    let mut body = base();
+    let junk: serde_json::Map<String, Value> = (0..100_000).map(|i| (format!("k{i}"), json!(0))).collect();
+    body["extra"] = Value::Object(junk);
+    body["device"]["model"] = Value::Array(vec![json!(0); 600_000]);
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let Err(Rejection::Invalid(err)) = command::parse(&bytes, None, &Limits::default(), NOW) else {
+        panic!("rejected")
+    };
+    let pointers: Vec<&str> = err.iter().map(|v| v.pointer.as_str()).collect();
+    assert_eq!(pointers, vec!["/device/model"]);
+    // Values past the overall budget are not checked, and the answer says so.
+    let mut body = base();
+    for kind in ["steps", "sleep", "spo2", "wear", "workouts", "skin_temperature", "heart_rate", "offsets"] {
+        body[kind] = Value::Array(vec![json!(0); 60_000]);
+    }
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let Err(Rejection::Invalid(err)) = command::parse(&bytes, None, &Limits::default(), NOW) else {
+        panic!("rejected")
+    };
+    assert_eq!(err[0].pointer, "");
+    assert!(err[0].detail.contains("not checked"), "{}", err[0].detail);
+    // A body the typed path declines only for a duplicate key is still accepted, as before.
+    let text = String::from_utf8(serde_json::to_vec(&base()).unwrap()).unwrap();
+    let duplicated = text.replacen('{', "{\"app\":{\"version\":\"1\",\"os\":\"x\"},", 1);
+    assert!(command::parse_typed(duplicated.as_bytes(), None, &Limits::default(), NOW).is_none());
+    let sync = command::parse(duplicated.as_bytes(), None, &Limits::default(), NOW).expect("accepted");
+    assert_eq!(sync.app.os, "Android 15", "the last member wins, as in any JSON object");
 }
 
 #[test]

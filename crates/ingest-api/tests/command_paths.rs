@@ -7,7 +7,7 @@
 //!   or rejected), never a panic or an overflow (tests build with overflow checks); a time field
 //!   set to an extreme is rejected.
 
-use ingest_api::command::{self, parse_command, parse_typed, ValidSync, Violations};
+use ingest_api::command::{self, full, parse_command, parse_typed, Rejection, ValidSync, Violations};
 use ingest_api::config::Limits;
 use ingest_api::example::standard_sync;
 use proptest::prelude::*;
@@ -184,9 +184,23 @@ fn limits(small: bool) -> Limits {
     }
 }
 
+/// The typed path's answer, and the full validator's as the service runs it (the bounded parse),
+/// checked against the whole-tree walk of the same validator.
 fn both(body: &Value, key: Option<&str>, limits: &Limits) -> (Option<ValidSync>, Result<ValidSync, Violations>) {
     let bytes = serde_json::to_vec(body).unwrap();
-    (parse_typed(&bytes, key, limits, NOW), parse_command(body, key, limits, NOW))
+    let tree = parse_command(body, key, limits, NOW);
+    let bounded = full::parse_body(&bytes, key, limits, NOW).map_err(|r| match r {
+        Rejection::Invalid(v) => v,
+        Rejection::Malformed(e) => panic!("serialized JSON is JSON: {e}"),
+    });
+    // Past the per-kind limit the bounded parse only counts elements, so with a tight limit only
+    // the verdict must agree; otherwise the answers are the same.
+    if limits.max_samples_per_kind >= 1_000 {
+        assert_eq!(bounded, tree, "the bounded parse validates as the whole tree does");
+    } else {
+        assert_eq!(bounded.is_ok(), tree.is_ok(), "the bounded parse accepts what the whole tree accepts");
+    }
+    (parse_typed(&bytes, key, limits, NOW), bounded)
 }
 
 fn cases() -> u32 {

@@ -4,8 +4,12 @@
 //! still linear in the body and its memory bounded: pointers and details are only built for the
 //! violations it lists.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::ops::RangeInclusive;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use events::device_synced::{AppInfo, DeviceInfo, Profile, SleepSegment, UtcOffsetSegment, Workout};
 use serde_json::{Map, Value};
@@ -69,6 +73,9 @@ impl<'a> Loc<'a> {
 #[derive(Default)]
 struct Reader {
     violations: Violations,
+    /// Arrays cut short while parsing ([`parse_body`]): where their kept elements start, and
+    /// how many elements they really had.
+    truncated: HashMap<usize, usize>,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -249,6 +256,11 @@ impl Reader {
         }
     }
 
+    /// How many elements an array really had, counting those cut off while parsing.
+    fn len_of(&self, items: &[Value]) -> usize {
+        self.truncated.get(&(items.as_ptr() as usize)).copied().unwrap_or(items.len())
+    }
+
     fn limit(&mut self, n: usize, limits: &Limits, at: Loc<'_>) {
         if n > limits.max_samples_per_kind {
             self.violation(at, || {
@@ -275,7 +287,204 @@ pub fn parse_command(
     limits: &Limits,
     now_ms: i64,
 ) -> Result<ValidSync, Violations> {
-    let mut r = Reader::default();
+    validate(body, idempotency_key, limits, now_ms, Reader::default())
+}
+
+/// Parses a body into a bounded tree ([`Bounded`]) and validates it as [`parse_command`] does.
+/// Memory stays a few MB whatever the body: at most `max_samples_per_kind + 1` elements of an
+/// array and [`VALUE_BUDGET`] values in all are kept, and only members the command has. Elements
+/// past those bounds are counted, not checked: an array that long is over the limit anyway.
+pub fn parse_body(
+    body: &[u8],
+    idempotency_key: Option<&str>,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<ValidSync, Rejection> {
+    let context = BoundedContext {
+        array_cap: limits.max_samples_per_kind.saturating_add(1),
+        budget: Cell::new(VALUE_BUDGET),
+        truncated: RefCell::default(),
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = Bounded(&context).deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    let value = value.map_err(|e| Rejection::Malformed(e.to_string()))?;
+    let mut reader = Reader { truncated: context.truncated.into_inner(), ..Reader::default() };
+    if context.budget.get() == 0 {
+        // Only a command far over every limit gets here; say so instead of checking the rest.
+        reader.violation(ROOT, || {
+            format!("holds more than {VALUE_BUDGET} values; the values past them were not checked")
+        });
+    }
+    validate(&value, idempotency_key, limits, now_ms, reader).map_err(Rejection::Invalid)
+}
+
+/// Most JSON values [`parse_body`] keeps in its tree (about 32 bytes each).
+pub const VALUE_BUDGET: usize = 400_000;
+
+/// Every member name the command has; the bounded parse drops the others (they are ignored
+/// anyway), so a body of a million unknown keys costs nothing.
+const MEMBERS: &[&str] = &[
+    "sync_id",
+    "device",
+    "manufacturer",
+    "model",
+    "hardware_version",
+    "firmware_version",
+    "battery_percent",
+    "hr_sensor",
+    "app",
+    "version",
+    "os",
+    "clock",
+    "device_time_ms",
+    "phone_time_ms",
+    "time_zone",
+    "iana",
+    "offsets",
+    "from_ms",
+    "offset_minutes",
+    "sequence",
+    "first",
+    "last",
+    "window",
+    "start_ms",
+    "end_ms",
+    "profile",
+    "birth_year",
+    "sex",
+    "weight_kg",
+    "height_cm",
+    "hr_max",
+    "heart_rate",
+    "t",
+    "bpm",
+    "quality",
+    "rr",
+    "unit",
+    "blocks",
+    "first_beat_ms",
+    "intervals",
+    "steps",
+    "duration_s",
+    "distance_m",
+    "sleep",
+    "stage",
+    "workouts",
+    "id",
+    "sport",
+    "spo2",
+    "percent",
+    "skin_temperature",
+    "night_end_ms",
+    "deviation_c",
+    "wear",
+    "state",
+];
+
+struct BoundedContext {
+    array_cap: usize,
+    /// Values the tree may still take.
+    budget: Cell<usize>,
+    truncated: RefCell<HashMap<usize, usize>>,
+}
+
+/// A `serde_json::Value` built within [`BoundedContext`]'s bounds.
+#[derive(Clone, Copy)]
+struct Bounded<'c>(&'c BoundedContext);
+
+impl<'de> DeserializeSeed<'de> for Bounded<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_f64<E>(self, x: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut kept = Vec::new();
+        let mut seen = 0usize;
+        loop {
+            let room = kept.len() < self.0.array_cap && self.0.budget.get() > 0;
+            let more = if room {
+                match seq.next_element_seed(self)? {
+                    Some(v) => {
+                        self.0.budget.set(self.0.budget.get() - 1);
+                        kept.push(v);
+                        true
+                    }
+                    None => false,
+                }
+            } else {
+                seq.next_element::<IgnoredAny>()?.is_some()
+            };
+            if !more {
+                break;
+            }
+            seen += 1;
+        }
+        if seen > kept.len() {
+            // An empty array cannot be cut, so its dangling pointer is never a key.
+            self.0.truncated.borrow_mut().insert(kept.as_ptr() as usize, seen);
+        }
+        Ok(Value::Array(kept))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if MEMBERS.contains(&key.as_str()) && self.0.budget.get() > 0 {
+                self.0.budget.set(self.0.budget.get() - 1);
+                let value = map.next_value_seed(self)?;
+                members.insert(key, value);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+/// Walks a parsed command with `r`, reporting every violation.
+fn validate(
+    body: &Value,
+    idempotency_key: Option<&str>,
+    limits: &Limits,
+    now_ms: i64,
+    mut r: Reader,
+) -> Result<ValidSync, Violations> {
     let root_at = &ROOT;
     let Some(root) = r.object(body, ROOT) else { return Err(r.violations) };
 
@@ -364,7 +573,7 @@ pub fn parse_command(
 
     let hr_at = root_at.key("heart_rate");
     let hr_items = r.array(root, root_at, "heart_rate");
-    r.limit(hr_items.len(), limits, hr_at);
+    r.limit(r.len_of(hr_items), limits, hr_at);
     let mut heart_rate = Vec::with_capacity(hr_items.len().min(limits.max_samples_per_kind));
     for (i, item) in hr_items.iter().enumerate() {
         let at = hr_at.index(i);
@@ -395,7 +604,7 @@ pub fn parse_command(
                 let Some(b) = r.object(item, at) else { continue };
                 let first = r.integer(b, &at, "first_beat_ms");
                 let intervals = r.array(b, &at, "intervals");
-                total += intervals.len();
+                total += r.len_of(intervals);
                 let intervals_at = at.key("intervals");
                 let mut values = Vec::with_capacity(intervals.len().min(limits.max_samples_per_kind));
                 let mut all_integers = true;
@@ -417,7 +626,7 @@ pub fn parse_command(
 
     let steps_at = root_at.key("steps");
     let step_items = r.array(root, root_at, "steps");
-    r.limit(step_items.len(), limits, steps_at);
+    r.limit(r.len_of(step_items), limits, steps_at);
     let mut steps = Vec::with_capacity(step_items.len().min(limits.max_samples_per_kind));
     for (i, item) in step_items.iter().enumerate() {
         let at = steps_at.index(i);
@@ -441,7 +650,7 @@ pub fn parse_command(
 
     let sleep_at = root_at.key("sleep");
     let sleep_items = r.array(root, root_at, "sleep");
-    r.limit(sleep_items.len(), limits, sleep_at);
+    r.limit(r.len_of(sleep_items), limits, sleep_at);
     let mut sleep = Vec::with_capacity(sleep_items.len().min(limits.max_samples_per_kind));
     for (i, item) in sleep_items.iter().enumerate() {
         let at = sleep_at.index(i);
@@ -458,7 +667,7 @@ pub fn parse_command(
 
     let workouts_at = root_at.key("workouts");
     let workout_items = r.array(root, root_at, "workouts");
-    r.limit(workout_items.len(), limits, workouts_at);
+    r.limit(r.len_of(workout_items), limits, workouts_at);
     let mut workouts = Vec::with_capacity(workout_items.len().min(limits.max_samples_per_kind));
     for (i, item) in workout_items.iter().enumerate() {
         let at = workouts_at.index(i);
@@ -478,7 +687,7 @@ pub fn parse_command(
 
     let spo2_at = root_at.key("spo2");
     let spo2_items = r.array(root, root_at, "spo2");
-    r.limit(spo2_items.len(), limits, spo2_at);
+    r.limit(r.len_of(spo2_items), limits, spo2_at);
     let mut spo2 = Vec::with_capacity(spo2_items.len().min(limits.max_samples_per_kind));
     for (i, item) in spo2_items.iter().enumerate() {
         let at = spo2_at.index(i);
@@ -491,7 +700,7 @@ pub fn parse_command(
     }
     let skin_at = root_at.key("skin_temperature");
     let skin_items = r.array(root, root_at, "skin_temperature");
-    r.limit(skin_items.len(), limits, skin_at);
+    r.limit(r.len_of(skin_items), limits, skin_at);
     let mut skin = Vec::with_capacity(skin_items.len().min(limits.max_samples_per_kind));
     for (i, item) in skin_items.iter().enumerate() {
         let at = skin_at.index(i);
@@ -506,7 +715,7 @@ pub fn parse_command(
     }
     let wear_at = root_at.key("wear");
     let wear_items = r.array(root, root_at, "wear");
-    r.limit(wear_items.len(), limits, wear_at);
+    r.limit(r.len_of(wear_items), limits, wear_at);
     let mut wear = Vec::with_capacity(wear_items.len().min(limits.max_samples_per_kind));
     for (i, item) in wear_items.iter().enumerate() {
         let at = wear_at.index(i);

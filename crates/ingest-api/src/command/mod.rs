@@ -189,8 +189,7 @@ pub fn parse(body: &[u8], idempotency_key: Option<&str>, limits: &Limits, now_ms
     if let Some(sync) = parse_typed(body, idempotency_key, limits, now_ms) {
         return Ok(sync);
     }
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Rejection::Malformed(e.to_string()))?;
-    parse_command(&value, idempotency_key, limits, now_ms).map_err(Rejection::Invalid)
+    full::parse_body(body, idempotency_key, limits, now_ms)
 }
 
 /// Where the pieces of a command sit once read, before the drop rules run; both paths fill it.
