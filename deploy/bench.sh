@@ -5,7 +5,9 @@
 # command that produced it. Every figure is measured; none is typed in.
 #
 #   1. micro benchmarks (criterion);
-#   2. ingest on topic device-synced: saturation, latency at 25/50/75% of it; the in-request
+#   2. ingest on topic device-synced: saturation (with the CPU of ingest-api, the broker and
+#      devsim per sync, and ingest-api's RSS), latency at 25/50/75% of it; ingest-api's RSS after
+#      20 abusive requests (deploy/abuse.py: gzip bombs, violation floods); the in-request
 #      baseline at the same loads;
 #   3. a backlog on a topic of its own (device-synced-backlog, 6 partitions, and its .dlq), filled
 #      through a second ingest-api by `devsim run --backfill-only`: BENCH_BACKLOG_USERS users'
@@ -144,7 +146,14 @@ start_ingest device-synced "$RUN_DIR/ingest.log"
 INGEST_PID=$STARTED_PID URL=$STARTED_URL
 
 say "ingest saturation: as fast as possible for ${SAT_SECONDS}s"
-"$REL/devsim" load --url "$URL" --rate max --concurrency 32 --duration "${SAT_SECONDS}s" --devices 1000 --json "$RUN_DIR/saturation.json"
+# CPU of ingest-api and the broker around the run (utime + stime from /proc/PID/stat, CLK_TCK in
+# the snapshot), with the machine's busy time; their VmRSS and VmHWM at the end. devsim reports
+# its own CPU per request in its JSON (while sending, from /proc/self/stat); `times` in the
+# subshell adds its whole-process CPU, set-up included, as a cross-check.
+report snapshot "$RUN_DIR/saturation-start.json" "$MODEL_DB" "ingest=$INGEST_PID" "broker=$BROKER_PID"
+( "$REL/devsim" load --url "$URL" --rate max --concurrency 32 --duration "${SAT_SECONDS}s" --devices 1000 \
+    --json "$RUN_DIR/saturation.json"; status=$?; times >"$RUN_DIR/saturation-devsim-times.txt"; exit $status )
+report snapshot "$RUN_DIR/saturation-end.json" "$MODEL_DB" "ingest=$INGEST_PID" "broker=$BROKER_PID"
 SAT=$(python3 -c "import json; print(int(json.load(open('$RUN_DIR/saturation.json'))['accepted_per_s']))")
 fact saturation "$SAT"
 for pct in 25 50 75; do
@@ -153,6 +162,22 @@ for pct in 25 50 75; do
     "$REL/devsim" load --url "$URL" --rate "${rate}/s" --duration "${RATE_SECONDS}s" --devices 1000 --json "$RUN_DIR/rate$pct.json"
 done
 fact ingest_rss_kb "$(awk '/VmHWM/ {print $2}' "/proc/$INGEST_PID/status")"
+
+# Abuse: 10 gzip bombs (about 1 MB inflating to 1 GiB) and 10 violation floods (an array of empty
+# samples just under the body limit, gzipped), each with a valid device token; then ingest-api's
+# memory. deploy/abuse.py writes each answer's status and time.
+say "ingest abuse: 10 gzip bombs and 10 violation floods"
+ABUSE_TOKEN=$("$REL/ingest-api" token --device abuse-band --user abuse-user --ttl-hours 1)
+python3 deploy/abuse.py "$URL" abuse-band "$ABUSE_TOKEN" --bombs 10 --floods 10 \
+    --limit "${INGEST_MAX_BODY_BYTES:-2097152}" --json "$RUN_DIR/abuse.json" \
+    || say "warning: deploy/abuse.py failed; the report says what it has"
+if kill -0 "$INGEST_PID" 2>/dev/null; then
+    fact ingest_alive_after_abuse 1
+else
+    say "warning: ingest-api exited during the abuse requests; its log: $RUN_DIR/ingest.log"
+    fact ingest_alive_after_abuse 0
+fi
+report snapshot "$RUN_DIR/abuse-end.json" "$MODEL_DB" "ingest=$INGEST_PID"
 
 # The baseline: the same endpoint processing and writing the database inside the request.
 BASE_PORT=$(free_port)

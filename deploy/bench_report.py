@@ -44,6 +44,15 @@ GOAL_INGEST = 5000.0
 GOAL_INGEST_P99_MS = 25.0
 GOAL_INGEST_RSS_MB = 150.0
 GOAL_BASELINE_RATIO = 10.0
+# Goals of issue 13 (ingest fast path, bounded validation, a cheap load generator).
+GOAL13_SATURATION = 10_000.0  # syncs/s, everything on this machine
+GOAL13_INGEST_CPU_US = 60.0  # ingest-api CPU per accepted sync
+GOAL13_DEVSIM_CPU_US = 15.0  # devsim CPU per request
+GOAL13_P99_HALF_MS = 10.0  # p99 at 50% of saturation
+GOAL13_PARSE_US = 40.0  # criterion: parse + validate a standard sync
+GOAL13_ENCODE_US = 10.0  # criterion: encode DeviceSynced as production does
+GOAL13_RSS_MB = 100.0  # ingest-api RSS at saturation
+GOAL13_RSS_ABUSE_MB = 150.0  # ingest-api RSS after 20 gzip-bomb and violation-flood requests
 # Cores at least this busy (share of all) make a run CPU-bound.
 CPU_BOUND_SHARE = 0.85
 
@@ -109,7 +118,7 @@ def snapshot(out, database, roles):
         except (OSError, ValueError, IndexError):
             pass
         processes.append(entry)
-    postgres = []
+    postgres, others = [], []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -120,6 +129,9 @@ def snapshot(out, database, roles):
         if st["comm"] == "postgres":
             st["title"] = title(pid)
             postgres.append(st)
+        elif st["ticks"]:
+            # Everything else, to name what else used the cores during a run.
+            others.append({k: st[k] for k in ("pid", "comm", "ticks")})
     snap = {
         "time": time.time(),
         "monotonic": time.monotonic(),
@@ -129,6 +141,7 @@ def snapshot(out, database, roles):
         "machine": machine_cpu(),
         "processes": processes,
         "postgres": postgres,
+        "others": others,
     }
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
@@ -351,15 +364,94 @@ def micro(text):
     return out
 
 
+MICRO_SCALE = {"ns": 1e-3, "µs": 1.0, "\u03bcs": 1.0, "us": 1.0, "ms": 1e3, "s": 1e6}
+
+
 def micro_us(entries, needle):
-    scale = {"ns": 1e-3, "µs": 1.0, "us": 1.0, "ms": 1e3, "s": 1e6}
     for name, (value, unit) in entries:
-        if needle in name and unit in scale:
+        if needle in name and unit in MICRO_SCALE:
             try:
-                return float(value) * scale[unit]
+                return float(value) * MICRO_SCALE[unit]
             except ValueError:
                 return None
     return None
+
+
+def micro_prefixed(entries, *prefixes):
+    """(name, µs) of the first benchmark whose name starts with the first prefix that has one;
+    benchmarks kept "for comparison" do not count."""
+    for prefix in prefixes:
+        for name, (value, unit) in entries:
+            if name.startswith(prefix) and "comparison" not in name and unit in MICRO_SCALE:
+                try:
+                    return name, float(value) * MICRO_SCALE[unit]
+                except ValueError:
+                    return name, None
+    return None, None
+
+
+def kb_to_mb(kb):
+    """/proc's kB (KiB) in MB (10^6 bytes), the unit of the issue's memory goals."""
+    return None if kb is None else kb * 1024 / 1e6
+
+
+def saturation_figures(start, end, load, times_text):
+    """CPU per accepted sync of ingest-api and the broker over the saturation run (two snapshots),
+    the machine's busy cores, ingest-api's VmRSS and VmHWM at its end, and devsim's CPU: its own
+    figure (while sending, from its JSON) and its whole process's (set-up included, bash `times`)."""
+    out = {}
+    accepted = (load or {}).get("accepted") or 0
+    completed = (load or {}).get("completed") or 0
+    if load:
+        out["devsim_cpu_us_per_request"] = load.get("cpu_us_per_request")
+        out["devsim_cpu_s"] = load.get("cpu_s")
+    # `times` in the subshell: line 1 the shell itself, line 2 its children (devsim): user system.
+    lines = (times_text or "").strip().splitlines()
+    if len(lines) >= 2 and completed:
+        secs = [int(m) * 60 + float(x) for m, x in re.findall(r"(\d+)m([\d.]+)s", lines[1])]
+        if len(secs) == 2:
+            out["devsim_cpu_s_whole_process"] = round(sum(secs), 3)
+            out["devsim_cpu_us_per_request_whole_process"] = round(sum(secs) * 1e6 / completed, 1)
+    if not start or not end:
+        return out
+    clk = float(end["clk_tck"])
+    wall = end["monotonic"] - start["monotonic"]
+    out["wall_s"] = round(wall, 2)
+    before = {p["role"]: p for p in start["processes"] if p.get("alive")}
+    for p in end["processes"]:
+        if not p.get("alive"):
+            continue
+        role, b = p["role"], before.get(p["role"])
+        if b and b["pid"] == p["pid"]:
+            cpu_s = (p["ticks"] - b["ticks"]) / clk
+            out[f"{role}_cpu_s"] = round(cpu_s, 2)
+            out[f"{role}_cores"] = round(cpu_s / wall, 2) if wall > 0 else None
+            if accepted:
+                out[f"{role}_cpu_us_per_sync"] = round(cpu_s * 1e6 / accepted, 1)
+        out[f"{role}_vm_rss_kb"] = p.get("vm_rss_kb")
+        out[f"{role}_vm_hwm_kb"] = p.get("vm_hwm_kb")
+    m0, m1 = start.get("machine"), end.get("machine")
+    if m0 and m1 and wall > 0:
+        out["busy_cores"] = round((m1["busy"] - m0["busy"]) / clk / wall, 2)
+    # What else ran, as far as /proc shows it: processes alive at both ends, not the measured ones
+    # and not devsim. (Children reaped meanwhile are left out: a reaped child brings its whole
+    # lifetime's time, most of it from before the run.)
+    skip = {p["pid"] for p in end["processes"]}
+    first = {p["pid"]: p for p in start.get("others") or []}
+    busy_others = []
+    for p in end.get("others") or []:
+        b = first.get(p["pid"])
+        if not b or p["pid"] in skip or p["comm"] != b["comm"] or p["comm"] == "devsim" or wall <= 0:
+            continue
+        cores = (p["ticks"] - b["ticks"]) / clk / wall
+        if cores >= 0.05:
+            busy_others.append({"comm": p["comm"], "pid": p["pid"], "cores": round(cores, 2)})
+    out["other_processes"] = sorted(busy_others, key=lambda p: -p["cores"])[:5]
+    three = [out.get("ingest_cores"), out.get("broker_cores"),
+             out["devsim_cpu_s"] / wall if out.get("devsim_cpu_s") is not None and wall > 0 else None]
+    if out.get("busy_cores") is not None and None not in three:
+        out["unaccounted_cores"] = round(out["busy_cores"] - sum(three), 2)
+    return out
 
 
 def cpu_model():
@@ -550,6 +642,12 @@ def render(run_dir, md_out, json_out):
     r50 = rates[50]["latency_ms"]["p99_ms"] if rates[50] else None
     ingest_rss_kb = facts.get("ingest_rss_kb")
     ingest_rss_mib = int(ingest_rss_kb) / 1024 if ingest_rss_kb and ingest_rss_kb.isdigit() else None
+    satx = saturation_figures(run.json("saturation-start.json"), run.json("saturation-end.json"), sat,
+                              run.text("saturation-devsim-times.txt"))
+    abuse = run.json("abuse.json")
+    abuse_end = run.json("abuse-end.json")
+    abuse_ingest = next((p for p in (abuse_end or {}).get("processes", []) if p["role"] == "ingest" and p.get("alive")), None)
+    alive_after_abuse = {"1": True, "0": False}.get(facts.get("ingest_alive_after_abuse"))
     base_sat, base_same, base_own = run.json("base-saturation.report"), run.json("base-rate-same.report"), run.json("base-rate-own.report")
     ratio_p99 = None
     if base_same and rates[50]:
@@ -591,8 +689,10 @@ def render(run_dir, md_out, json_out):
     # ---- rules: what bounds each figure
     # The processor's own path for the latest schema (direct); older writers resolve through Value.
     decode_us = micro_us(micro_entries, "decode one DeviceSynced directly")
-    parse_us = micro_us(micro_entries, "parse and validate")
-    encode_us = micro_us(micro_entries, "Avro-encode")
+    # The ingest benchmarks by prefix: "ingest: parse…", and "ingest: encode…" (the production
+    # path) or else the older "ingest: build and Avro-encode…".
+    parse_name, parse_us = micro_prefixed(micro_entries, "ingest: parse")
+    encode_name, encode_us = micro_prefixed(micro_entries, "ingest: encode", "ingest: build")
 
     def cpu_parts(r):
         parts = [f"processor {fnum(r['processor_cpu_us_per_sync'])} µs", f"PostgreSQL {fnum(r['postgres_cpu_us_per_sync'])} µs"]
@@ -736,7 +836,8 @@ def render(run_dir, md_out, json_out):
              r50 is not None and float(r50) <= GOAL_INGEST_P99_MS, p99_bound()),
         goal("ingest RSS at saturation", "ingest.rss_mb", f"≤ {GOAL_INGEST_RSS_MB:g} MB",
              rnd(ingest_rss_mib * 1.048576, 0) if ingest_rss_mib else None, "MB",
-             ingest_rss_mib is not None and ingest_rss_mib * 1.048576 <= GOAL_INGEST_RSS_MB, "the producer queue and connections"),
+             ingest_rss_mib is not None and ingest_rss_mib * 1.048576 <= GOAL_INGEST_RSS_MB,
+             "the producer queue and connections (peak over the saturation and fixed-rate runs)"),
         goal("baseline p99 ÷ pattern p99 (same load)", "ingest.baseline_p99_over_pattern_p99", f"≥ {GOAL_BASELINE_RATIO:g}",
              rnd(ratio_p99, 1), "×", ratio_p99 is not None and ratio_p99 >= GOAL_BASELINE_RATIO,
              "the baseline's own processing speed" if ratio_p99 is not None else "the baseline run failed"),
@@ -772,6 +873,104 @@ def render(run_dir, md_out, json_out):
         "e2e.freshness_p99_s": lambda v: bucket(p99),
     }
 
+    # ---- issue 13: the ingest goals
+    ingest_cpu = satx.get("ingest_cpu_us_per_sync")
+    broker_cpu = satx.get("broker_cpu_us_per_sync")
+    devsim_cpu = satx.get("devsim_cpu_us_per_request")
+    rss_sat_mb = kb_to_mb(satx.get("ingest_vm_hwm_kb"))
+    rss_sat_now_mb = kb_to_mb(satx.get("ingest_vm_rss_kb"))
+    rss_abuse_mb = kb_to_mb(abuse_ingest.get("vm_hwm_kb")) if abuse_ingest else None
+    rss_abuse_now_mb = kb_to_mb(abuse_ingest.get("vm_rss_kb")) if abuse_ingest else None
+    parts13 = {"ingest-api": ingest_cpu, "broker": broker_cpu, "devsim": devsim_cpu}
+    cpu_sum = sum(parts13.values()) if all(v is not None for v in parts13.values()) else None
+    ceiling = cores * 1e6 / cpu_sum if cpu_sum else None
+    abuse_kinds = {k["kind"]: k for k in (abuse or {}).get("kinds", [])}
+
+    def abuse_text(kind):
+        k = abuse_kinds.get(kind)
+        if not k:
+            return "not run"
+        statuses = ", ".join(f"{n}× {s}" for s, n in k["statuses"].items()) or "no answer"
+        extra = []
+        if k.get("unanswered"):
+            extra.append(f"{k['unanswered']} unanswered")
+        if k.get("skipped"):
+            extra.append(f"{k['skipped']} skipped after a timeout")
+        return statuses + (f" ({', '.join(extra)})" if extra else "")
+
+    def abuse_ok():
+        return bool(abuse_kinds) and all(k.get("all_expected") for k in abuse_kinds.values())
+
+    def g13(figure, key, goal_text, measured, text, met):
+        return {"figure": figure, "key": key, "goal": goal_text, "measured": measured, "measured_text": text,
+                "met": None if met is None else bool(met)}
+
+    goals13 = [
+        g13("ingest saturation, standard syncs, everything on this machine", "ingest.saturation_syncs_per_s",
+            f"≥ {GOAL13_SATURATION:,.0f} syncs/s", sat_v, fnum(sat_v, 0, " syncs/s"), sat_v is not None and sat_v >= GOAL13_SATURATION),
+        g13("ingest-api CPU per accepted sync (saturation run, /proc)", "ingest.cpu_us_per_sync", f"≤ {GOAL13_INGEST_CPU_US:g} µs",
+            ingest_cpu, fnum(ingest_cpu, 1, " µs"), ingest_cpu is not None and ingest_cpu <= GOAL13_INGEST_CPU_US),
+        g13("devsim CPU per request (saturation run, its own /proc/self/stat)", "devsim.cpu_us_per_request",
+            f"≤ {GOAL13_DEVSIM_CPU_US:g} µs", devsim_cpu, fnum(devsim_cpu, 1, " µs"),
+            devsim_cpu is not None and devsim_cpu <= GOAL13_DEVSIM_CPU_US),
+        g13("broker CPU per accepted sync (saturation run, /proc)", "broker.cpu_us_per_sync", "report", broker_cpu,
+            fnum(broker_cpu, 1, " µs"), None if broker_cpu is None else True),
+        g13("p99 at 50% of saturation", "ingest.p99_ms_at_half", f"≤ {GOAL13_P99_HALF_MS:g} ms", r50, fnum(r50, 1, " ms"),
+            r50 is not None and float(r50) <= GOAL13_P99_HALF_MS),
+        g13(f"parse + validate a standard sync (criterion{': ' + parse_name if parse_name else ''})", "micro.parse_validate_us",
+            f"≤ {GOAL13_PARSE_US:g} µs", rnd(parse_us, 2), fnum(parse_us, 1, " µs"), parse_us is not None and parse_us <= GOAL13_PARSE_US),
+        g13(f"encode DeviceSynced (criterion{': ' + encode_name if encode_name else ''})", "micro.encode_us",
+            f"≤ {GOAL13_ENCODE_US:g} µs", rnd(encode_us, 2), fnum(encode_us, 1, " µs"), encode_us is not None and encode_us <= GOAL13_ENCODE_US),
+        g13("ingest-api RSS at saturation (VmHWM at the end of the saturation run)", "ingest.rss_mb", f"≤ {GOAL13_RSS_MB:g} MB",
+            rnd(rss_sat_mb, 1), fnum(rss_sat_mb, 1, " MB"), rss_sat_mb is not None and rss_sat_mb <= GOAL13_RSS_MB),
+        g13("ingest-api RSS after 20 gzip-bomb and violation-flood requests (VmHWM)", "ingest.rss_mb_after_abuse",
+            f"≤ {GOAL13_RSS_ABUSE_MB:g} MB", rnd(rss_abuse_mb, 1),
+            fnum(rss_abuse_mb, 1, " MB") if alive_after_abuse is not False else "ingest-api exited",
+            alive_after_abuse is not False and rss_abuse_mb is not None and rss_abuse_mb <= GOAL13_RSS_ABUSE_MB),
+    ]
+
+    def ceiling_paragraph():
+        if cpu_sum is None:
+            missing = ", ".join(k for k, v in parts13.items() if v is None)
+            return f"The CPU ceiling of this machine could not be computed: not measured for {missing}."
+        terms = " + ".join(f"{v:,.1f} ({k})" for k, v in parts13.items())
+        text = (f"**The {cores}-core ceiling.** Every accepted sync costs ingest-api, the broker and the load generator "
+                f"{terms} = {cpu_sum:,.1f} µs of CPU, measured from /proc during the saturation run. {cores} cores give "
+                f"{cores * 1e6:,.0f} µs of CPU a second, so this machine can accept at most {cores * 1e6:,.0f} ÷ {cpu_sum:,.1f} = "
+                f"**{ceiling:,.0f} syncs/s** with all three on it.")
+        biggest = max(parts13, key=parts13.get)
+        share = parts13[biggest] / cpu_sum
+        if sat_v is None:
+            return text
+        if sat_v >= GOAL13_SATURATION:
+            return text + f" The {GOAL13_SATURATION:,.0f}/s goal is met: {sat_v:,.0f} syncs/s were accepted."
+        text += f" The {GOAL13_SATURATION:,.0f}/s goal is **missed**: {sat_v:,.0f} syncs/s were accepted."
+        busy = satx.get("busy_cores")
+        busy_text = f" (the cores were {busy / cores:.0%} busy during the run)" if busy is not None else ""
+        unaccounted = satx.get("unaccounted_cores")
+        named = ", ".join(f"{p['comm']} {p['cores']:.2f}" for p in satx.get("other_processes") or [])
+        others_text = (f" Other work used about {unaccounted:.2f} of the {cores} cores during the run"
+                       f"{f' (of it, in cores: {named})' if named else ''}: the machine was not quiet, so the saturation figure is "
+                       "low for this machine, while the per-sync CPU figures hold.") if unaccounted is not None and unaccounted > 0.25 else ""
+        if ceiling < GOAL13_SATURATION:
+            need = cores * 1e6 / GOAL13_SATURATION
+            text += (f" What bounds it is CPU{busy_text}: {GOAL13_SATURATION:,.0f}/s on {cores} cores leaves {need:,.0f} µs per sync "
+                     f"for all three processes together, and they use {cpu_sum:,.1f} µs; {biggest} alone takes {share:.0%} of it.")
+            others = cpu_sum - (ingest_cpu or 0)
+            if others >= need:
+                text += (f" The broker and devsim alone ({others:,.1f} µs) already exceed that budget, so no ingest-api, "
+                         f"however cheap, reaches {GOAL13_SATURATION:,.0f}/s with them on the same {cores} cores.")
+            return text + others_text
+        if others_text:
+            return (text + f" The ceiling is above the goal, yet the cores were busy{busy_text}." + others_text
+                    + f" By the per-sync figures, CPU would allow up to {ceiling:,.0f}/s on a quiet machine.")
+        if busy is not None and busy < CPU_BOUND_SHARE * cores:
+            return text + (f" The ceiling is above the goal and the cores were only {busy / cores:.0%} busy, so it is not CPU that "
+                           "bounds it but waiting: 32 connections, each waiting for the broker's acknowledgement (acks=all, "
+                           "idempotent) before its next request.")
+        return text + (f" The ceiling is above the goal, yet the cores were busy{busy_text}: CPU used outside the three "
+                       "processes measured here (interrupts, short-lived processes) makes the difference.")
+
     # ---- JSON
     data = {
         "command": command,
@@ -789,14 +988,43 @@ def render(run_dir, md_out, json_out):
             "processor_cache_budget_mb": cache_budget,
             "environment": facts.get("environment") or "",
         },
-        "micro": [{"benchmark": n, "median": float(v), "unit": u} for n, (v, u) in micro_entries if re.match(r"^[0-9.]+$", v)],
+        "micro": {
+            "benchmarks": [{"benchmark": n, "median": float(v), "unit": u} for n, (v, u) in micro_entries if re.match(r"^[0-9.]+$", v)],
+            "parse_validate_us": rnd(parse_us, 3),
+            "parse_validate_benchmark": parse_name,
+            "encode_us": rnd(encode_us, 3),
+            "encode_benchmark": encode_name,
+        },
         "ingest": {
             "saturation_syncs_per_s": sat_v,
             "saturation_p99_ms": sat["latency_ms"]["p99_ms"] if sat else None,
             "p99_at_50pct_ms": r50,
+            "p99_ms_at_half": r50,
             "rss_mib": rnd(ingest_rss_mib, 1),
+            "cpu_us_per_sync": ingest_cpu,
+            "cores_at_saturation": satx.get("ingest_cores"),
+            "machine_busy_cores_at_saturation": satx.get("busy_cores"),
+            "other_cores_at_saturation": satx.get("unaccounted_cores"),
+            "other_processes_at_saturation": satx.get("other_processes"),
+            "rss_mb": rnd(rss_sat_mb, 1),
+            "vm_rss_mb_at_saturation_end": rnd(rss_sat_now_mb, 1),
+            "vm_hwm_mb_at_saturation_end": rnd(rss_sat_mb, 1),
+            "rss_mb_after_abuse": rnd(rss_abuse_mb, 1),
+            "vm_rss_mb_after_abuse": rnd(rss_abuse_now_mb, 1),
+            "vm_hwm_mb_after_abuse": rnd(rss_abuse_mb, 1),
+            "alive_after_abuse": alive_after_abuse,
+            "abuse": [{k: v for k, v in kind.items() if k != "requests"} | {"ms": [r.get("ms") for r in kind["requests"]]}
+                      for kind in abuse_kinds.values()],
+            "cpu_ceiling_syncs_per_s": rnd(ceiling, 0),
+            "cpu_us_per_sync_all_processes": rnd(cpu_sum, 1),
             "baseline_saturation_syncs_per_s": base_sat["accepted_per_s"] if base_sat else None,
             "baseline_p99_over_pattern_p99": rnd(ratio_p99, 1),
+        },
+        "devsim": {
+            "cpu_us_per_request": devsim_cpu,
+            "cpu_s": satx.get("devsim_cpu_s"),
+            "cpu_us_per_request_whole_process": satx.get("devsim_cpu_us_per_request_whole_process"),
+            "method": "devsim's own /proc/self/stat (utime + stime) from its first request to its last, saturation run",
         },
         "processor": {
             "backlog_syncs": records,
@@ -825,7 +1053,13 @@ def render(run_dir, md_out, json_out):
             "cpu_us_per_sync_db_backends": one.get("postgres_db_backends_cpu_us_per_sync") if one else None,
             "method": one.get("postgres_method") if one else None,
         },
-        "broker": {"cpu_us_per_sync": one.get("broker_cpu_us_per_sync") if one else None},
+        # cpu_us_per_sync: per sync accepted by ingest-api (saturation run, producing); the catch-up's
+        # (consuming) is cpu_us_per_sync_catch_up, also in processor.runs.
+        "broker": {
+            "cpu_us_per_sync": broker_cpu,
+            "cores_at_saturation": satx.get("broker_cores"),
+            "cpu_us_per_sync_catch_up": one.get("broker_cpu_us_per_sync") if one else None,
+        },
         "e2e": {
             "freshness_p50_s": None if p50 in (None, float("inf")) else p50,
             "freshness_p99_s": p99_num,
@@ -838,6 +1072,7 @@ def render(run_dir, md_out, json_out):
             "ingest_p99_ms": e2e_load["latency_ms"]["p99_ms"] if e2e_load else None,
         },
         "goals": goals,
+        "goals_issue_13": goals13,
     }
 
     # ---- Markdown
@@ -865,6 +1100,41 @@ def render(run_dir, md_out, json_out):
         w("**Every goal is met.**")
     w("")
 
+    w("## Ingest goals (issue 13)\n")
+    w("| figure | goal | measured | met? |\n|---|---|---|---|")
+    for g in goals13:
+        met = "reported" if g["goal"] == "report" and g["met"] else ("not measured" if g["met"] is None else ("yes" if g["met"] else "**no**"))
+        w(f"| {g['figure']} | {g['goal']} | {g['measured_text']} | {met} |")
+    w("")
+    w(ceiling_paragraph() + "\n")
+    w("How these are measured:\n")
+    w("- CPU of ingest-api and the broker: utime + stime from `/proc/PID/stat` (clock ticks, `getconf CLK_TCK`) just")
+    w("  before and just after `devsim load --rate max --concurrency 32`, divided by the syncs it had answered 202;")
+    cores_text = []
+    for role, label in (("ingest", "ingest-api"), ("broker", "the broker")):
+        if satx.get(f"{role}_cores") is not None:
+            cores_text.append(f"{label} {satx[f'{role}_cores']:.2f}")
+    if satx.get("busy_cores") is not None:
+        cores_text.append(f"the whole machine {satx['busy_cores']:.2f} (`/proc/stat`)")
+    if cores_text:
+        w(f"  cores busy over the run: {', '.join(cores_text)} of {cores};")
+    whole = satx.get("devsim_cpu_us_per_request_whole_process")
+    w("- devsim: its own utime + stime (`/proc/self/stat`) from its first request to its last, per request, as its JSON")
+    w(f"  report gives it (`cpu_us_per_request`){f'; the whole process, set-up included (bash `times`): {whole:,.1f} µs per request' if whole is not None else ''};")
+    w(f"- RSS: VmHWM (peak) from `/proc/PID/status` at the end of the saturation run; VmRSS then: {fnum(rss_sat_now_mb, 1, ' MB')}.")
+    w(f"  After the abuse requests: VmHWM {fnum(rss_abuse_mb, 1, ' MB')}, VmRSS {fnum(rss_abuse_now_mb, 1, ' MB')} (MB = 10^6 bytes).")
+    if abuse_kinds:
+        w("\nAbuse (`deploy/abuse.py`, after the fixed-rate runs, each request on a connection of its own with a valid device token):\n")
+        w("| requests | on the wire | inflated | expected | answers | median ms | max ms | largest answer |\n|---|---|---|---|---|---|---|---|")
+        for name, k in abuse_kinds.items():
+            w(f"| {k['sent']} × {name} | {k['body_bytes']:,} B | {k['inflated_bytes']:,} B | {k['expected_status']} | {abuse_text(name)} | "
+              f"{fnum(k.get('ms_median'), 1)} | {fnum(k.get('ms_max'), 1)} | {fnum(k.get('max_response_bytes'))} B |")
+        if alive_after_abuse is False:
+            w("\n**ingest-api exited during the abuse requests** (see its log in the bench run directory).")
+    else:
+        w("\nThe abuse requests did not run (see the bench logs).")
+    w("")
+
     w("## Micro (criterion, `cargo bench -p health-model -p ingest-api`)\n")
     w("| benchmark | median time |\n|---|---|")
     for name, (value, unit) in micro_entries:
@@ -883,7 +1153,11 @@ def render(run_dir, md_out, json_out):
             l = r["latency_ms"]
             w(f"| {pct}% | {r['target_rate_per_s']}/s | {l['p50_ms']} | {l['p90_ms']} | {l['p99_ms']} | {l['p99_9_ms']} | {l['max_ms']} | {r['errors'] or 'none'} |")
     w("\nLatency at a fixed rate is measured from each request's intended send time (no coordinated omission).")
-    w(f"ingest-api peak RSS over the runs: {fnum(ingest_rss_mib, 1, ' MiB')}.\n")
+    w(f"ingest-api peak RSS over the runs: {fnum(ingest_rss_mib, 1, ' MiB')}.")
+    if sat and sat.get("cpu_us_per_request") is not None:
+        w(f"At saturation, ingest-api used {fnum(ingest_cpu, 1, ' µs')} and the broker {fnum(broker_cpu, 1, ' µs')} of CPU per accepted sync, "
+          f"devsim {fnum(devsim_cpu, 1, ' µs')} per request (see [Ingest goals](#ingest-goals-issue-13)).")
+    w("")
 
     w("### Baseline: the same endpoint with the processing and the database write inside the request\n")
     w("`crates/baseline` (bench-only binary): same auth and validation, then the health model computed and written")

@@ -387,7 +387,15 @@ pub fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `devsim load` runs on one thread: one thread sends tens of thousands of requests a second
+    // (see crate::wire), and a second one would only add wake-ups between threads, CPU taken
+    // from the service it measures on the same machine. `devsim run` builds its commands on
+    // every core.
+    let mut builder = match cli.command {
+        Command::Load(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("devsim: starting the async runtime: {e}");

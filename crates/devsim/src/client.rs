@@ -55,6 +55,11 @@ impl Client {
         self.signer.mint(user, Some(device), TOKEN_TTL)
     }
 
+    /// Whether bodies go gzip-compressed (see [`encode`](Self::encode)).
+    pub fn gzips(&self) -> bool {
+        self.gzip
+    }
+
     /// The body as it goes on the wire (gzip-compressed when asked).
     pub fn encode(&self, json: Vec<u8>) -> Vec<u8> {
         if !self.gzip {

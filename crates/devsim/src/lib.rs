@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod cpu;
 pub mod fleet;
 pub mod latency;
 pub mod load;
@@ -19,3 +20,4 @@ pub mod phone;
 pub mod rng;
 pub mod run;
 pub mod timeline;
+pub mod wire;

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::latency::{LatencyStats, Percentiles, Schedule, Timing};
+use crate::wire::{Target, Wire};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
@@ -199,10 +200,17 @@ pub struct LoadReport {
     pub latency_ms: Percentiles,
     /// Fixed rate only: from the actual send, for comparison (it hides queueing).
     pub service_time_ms: Option<Percentiles>,
+    /// CPU time (user + system, every thread) devsim itself used while sending, from
+    /// `/proc/self/stat` before the first request and after the last (see [`crate::cpu`]); None
+    /// where `/proc` cannot be read. Setting up (tokens, bodies) is not in it.
+    pub cpu_s: Option<f64>,
+    /// `cpu_s` per completed request, in microseconds: what the generator costs the machine it
+    /// shares with the service it measures.
+    pub cpu_us_per_request: Option<f64>,
 }
 
 impl LoadReport {
-    fn new(config: &LoadConfig, stats: &LoadStats, elapsed: Duration) -> Self {
+    fn new(config: &LoadConfig, stats: &LoadStats, elapsed: Duration, cpu: Option<Duration>) -> Self {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let fixed = matches!(config.rate, Rate::PerSecond(_));
         Self {
@@ -230,6 +238,10 @@ impl LoadReport {
             },
             latency_ms: Percentiles::of(&stats.latency.latency),
             service_time_ms: fixed.then(|| Percentiles::of(&stats.latency.service)),
+            cpu_s: cpu.map(|c| (c.as_secs_f64() * 1_000.0).round() / 1_000.0),
+            cpu_us_per_request: cpu
+                .filter(|_| stats.completed > 0)
+                .map(|c| (c.as_secs_f64() * 1e6 / stats.completed as f64 * 10.0).round() / 10.0),
         }
     }
 
@@ -262,6 +274,11 @@ impl LoadReport {
         if let Some(service) = &self.service_time_ms {
             s.push_str(&format!("  service time (from the actual send):\n    {}\n", service.render()));
         }
+        match (self.cpu_s, self.cpu_us_per_request) {
+            (Some(cpu), Some(per)) => s.push_str(&format!("  devsim CPU {cpu:.2} s, {per:.1} µs per request\n")),
+            (Some(cpu), None) => s.push_str(&format!("  devsim CPU {cpu:.2} s\n")),
+            _ => s.push_str("  devsim CPU not measured (no /proc/self/stat)\n"),
+        }
         s
     }
 }
@@ -270,6 +287,8 @@ impl LoadReport {
 /// request overwrites with a fresh one.
 struct Bodies {
     templates: Vec<(Vec<u8>, usize)>,
+    /// Random per run: request `i`'s sync id is this with `i` in its low bits (see [`sync_id`]).
+    ids: u128,
 }
 
 const PLACEHOLDER: uuid::Uuid = uuid::Uuid::from_u128(0x00dd_ba11_0000_4000_8000_0000_0000_0000);
@@ -294,16 +313,45 @@ impl Bodies {
                 (bytes, at)
             })
             .collect();
-        Self { templates }
+        Self { templates, ids: uuid::Uuid::new_v4().as_u128() }
     }
 
+    fn template(&self, i: u64) -> &(Vec<u8>, usize) {
+        &self.templates[(i % self.templates.len() as u64) as usize]
+    }
+
+    /// Request `i`'s body: a copy of a template with its sync id written in place.
     fn body(&self, i: u64) -> Vec<u8> {
-        let (template, at) = &self.templates[(i % self.templates.len() as u64) as usize];
-        let mut bytes = template.clone();
-        let id = uuid::Uuid::new_v4().to_string();
-        bytes[*at..*at + id.len()].copy_from_slice(id.as_bytes());
+        let mut bytes = Vec::with_capacity(self.template(i).0.len());
+        self.write_body(i, &mut bytes);
         bytes
     }
+
+    /// Appends request `i`'s body to `out`, its sync id formatted in place without allocating.
+    fn write_body(&self, i: u64, out: &mut Vec<u8>) {
+        let (template, at) = self.template(i);
+        let start = out.len() + at;
+        out.extend_from_slice(template);
+        sync_id(self.ids, i).hyphenated().encode_lower(&mut out[start..start + uuid::fmt::Hyphenated::LENGTH]);
+    }
+
+    /// Request `i`'s body as sent: gzipped when the client says so.
+    fn wire_body(&self, client: &Client, i: u64) -> Vec<u8> {
+        let body = self.body(i);
+        if client.gzips() {
+            client.encode(body)
+        } else {
+            body
+        }
+    }
+}
+
+/// The sync id of request `i` of a run whose random version-4 id is `run`: `run` with `i` XORed
+/// into its low 62 bits, which leaves the version and variant bits alone, so every request of a
+/// run has a distinct valid version-4 UUID, and runs differ in their 60 random high bits; one
+/// `getrandom` call per run instead of one per request.
+pub fn sync_id(run: u128, i: u64) -> uuid::Uuid {
+    uuid::Uuid::from_u128(run ^ u128::from(i & ((1 << 62) - 1)))
 }
 
 /// Runs a load test against ingest-api and returns its report.
@@ -314,14 +362,21 @@ pub async fn run(config: LoadConfig, stop: CancellationToken) -> anyhow::Result<
         anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number per second, or max");
     }
     let client = Arc::new(Client::new(&config.url, &config.secret, config.timeout, config.concurrency, config.gzip)?);
-    let devices: Arc<Vec<(String, String)>> = Arc::new(
+    let wire = Arc::new(Wire::new(&crate::client::base_url(&config.url)?, config.timeout).await?);
+    // Everything a request needs that is the same each time is built here, once: each device's
+    // path and headers (its token minted once), and the bodies (see [`Bodies`]).
+    let targets: Arc<Vec<Target>> = Arc::new(
         (0..config.devices)
             .map(|d| {
                 let device = format!("load-band-{d}");
-                let token = client.token(&format!("load-user-{d}"), &device);
-                (device, token)
+                let authorization = format!("Bearer {}", client.token(&format!("load-user-{d}"), &device));
+                let mut headers = vec![("Authorization", authorization.as_str()), ("Content-Type", "application/json")];
+                if config.gzip {
+                    headers.push(("Content-Encoding", "gzip"));
+                }
+                wire.target(&format!("/v1/devices/{device}/syncs"), &headers)
             })
-            .collect(),
+            .collect::<anyhow::Result<_>>()?,
     );
     let bodies = Arc::new(Bodies::new(chrono::Utc::now().timestamp_millis(), config.seed, config.sleep_every));
     let plan = Plan {
@@ -334,29 +389,28 @@ pub async fn run(config: LoadConfig, stop: CancellationToken) -> anyhow::Result<
         duration: config.duration,
     };
     let stats = Arc::new(Mutex::new(LoadStats::default()));
-    let send = {
-        let client = client.clone();
-        move |i: u64| {
-            let (client, devices, bodies) = (client.clone(), devices.clone(), bodies.clone());
-            async move {
-                let (device, token) = &devices[(i % devices.len() as u64) as usize];
-                let body = client.encode(bodies.body(i));
-                let bytes_sent = body.len() as u64;
-                let status = client.post_sync(device, token, body).await.ok().map(|a| a.status);
-                Outcome { status, bytes_sent }
-            }
+    let send = move |i: u64| {
+        let (client, wire, targets, bodies) = (client.clone(), wire.clone(), targets.clone(), bodies.clone());
+        async move {
+            let target = &targets[(i % targets.len() as u64) as usize];
+            let body = bodies.wire_body(&client, i);
+            let bytes_sent = body.len() as u64;
+            let status = wire.post(target, body).await.ok();
+            Outcome { status, bytes_sent }
         }
     };
     let progress = config.progress_every.map(|every| tokio::spawn(progress(stats.clone(), every)));
+    let cpu_before = crate::cpu::process_cpu_time();
     let started = Instant::now();
     drive(plan, send, stats.clone(), stop).await;
     let elapsed = started.elapsed();
+    let cpu = cpu_before.zip(crate::cpu::process_cpu_time()).map(|(a, b)| b.saturating_sub(a));
     if let Some(p) = progress {
         p.abort();
     }
     let stats = stats.lock().expect("stats lock");
     let elapsed = if stats.last_done > Duration::ZERO { stats.last_done.min(elapsed) } else { elapsed };
-    Ok(LoadReport::new(&config, &stats, elapsed))
+    Ok(LoadReport::new(&config, &stats, elapsed, cpu))
 }
 
 async fn progress(stats: Arc<Mutex<LoadStats>>, every: Duration) {
@@ -389,4 +443,30 @@ async fn progress(stats: Arc<Mutex<LoadStats>>, every: Duration) {
 pub fn write_json(report: &LoadReport, path: &std::path::Path) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(report).expect("the report serializes");
     std::fs::write(path, json + "\n").with_context(|| format!("writing the report to {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_of_a_run_gets_its_own_version_4_sync_id() {
+        let run = uuid::Uuid::new_v4().as_u128();
+        let ids: std::collections::HashSet<uuid::Uuid> = (0..10_000).map(|i| sync_id(run, i)).collect();
+        assert_eq!(ids.len(), 10_000);
+        for i in [0, 1, 12_345, u64::MAX] {
+            let id = sync_id(run, i);
+            assert_eq!(id.get_version(), Some(uuid::Version::Random), "{id}");
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{id}");
+        }
+    }
+
+    #[test]
+    fn bodies_carry_the_sync_id_of_their_request() {
+        let bodies = Bodies::new(1_700_000_000_000, 1, 8);
+        for i in [0u64, 1, 31, 32, 1_000] {
+            let body: serde_json::Value = serde_json::from_slice(&bodies.body(i)).expect("valid JSON");
+            assert_eq!(body["sync_id"], sync_id(bodies.ids, i).to_string());
+        }
+    }
 }
