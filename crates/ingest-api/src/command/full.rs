@@ -256,6 +256,28 @@ impl Reader {
         }
     }
 
+    /// One kind of sample: the array `key` of `root`, its length checked against the limit, and
+    /// `read` run on each element that is an object, keeping what it returns.
+    fn samples<T>(
+        &mut self,
+        root: &Map<String, Value>,
+        key: &'static str,
+        limits: &Limits,
+        mut read: impl FnMut(&mut Self, &Map<String, Value>, &Loc<'_>) -> Option<T>,
+    ) -> Vec<T> {
+        let kind_at = ROOT.key(key);
+        let items = self.array(root, &ROOT, key);
+        self.limit(self.len_of(items), limits, kind_at);
+        let mut out = Vec::with_capacity(items.len().min(limits.max_samples_per_kind));
+        for (i, item) in items.iter().enumerate() {
+            let at = kind_at.index(i);
+            if let Some(object) = self.object(item, at) {
+                out.extend(read(self, object, &at));
+            }
+        }
+        out
+    }
+
     /// How many elements an array really had, counting those cut off while parsing.
     fn len_of(&self, items: &[Value]) -> usize {
         self.truncated.get(&(items.as_ptr() as usize)).copied().unwrap_or(items.len())
@@ -571,22 +593,13 @@ fn validate(
         Some(v) => r.object(v, root_at.key("profile")).and_then(|p| parse_profile(&mut r, p)),
     };
 
-    let hr_at = root_at.key("heart_rate");
-    let hr_items = r.array(root, root_at, "heart_rate");
-    r.limit(r.len_of(hr_items), limits, hr_at);
-    let mut heart_rate = Vec::with_capacity(hr_items.len().min(limits.max_samples_per_kind));
-    for (i, item) in hr_items.iter().enumerate() {
-        let at = hr_at.index(i);
-        let Some(s) = r.object(item, at) else { continue };
-        let t = r.integer(s, &at, "t");
-        let bpm = r.integer(s, &at, "bpm");
-        let quality = r.one_of(s, &at, "quality", &HR_QUALITIES);
-        if let (Some(t), Some(bpm), Some(q)) = (t, bpm, quality) {
-            if r.within_window(t, window, at.key("t")) {
-                heart_rate.push((t, bpm, q));
-            }
-        }
-    }
+    let heart_rate = r.samples(root, "heart_rate", limits, |r, s, at| {
+        let t = r.integer(s, at, "t");
+        let bpm = r.integer(s, at, "bpm");
+        let quality = r.one_of(s, at, "quality", &HR_QUALITIES);
+        let (t, bpm, q) = (t?, bpm?, quality?);
+        r.within_window(t, window, at.key("t")).then_some((t, bpm, q))
+    });
 
     let mut rr_raw = Vec::new();
     if let Some(rr) = Reader::optional(root, "rr") {
@@ -624,110 +637,54 @@ fn validate(
         }
     }
 
-    let steps_at = root_at.key("steps");
-    let step_items = r.array(root, root_at, "steps");
-    r.limit(r.len_of(step_items), limits, steps_at);
-    let mut steps = Vec::with_capacity(step_items.len().min(limits.max_samples_per_kind));
-    for (i, item) in step_items.iter().enumerate() {
-        let at = steps_at.index(i);
-        let Some(s) = r.object(item, at) else { continue };
-        let start = r.integer(s, &at, "start_ms");
+    let steps = r.samples(root, "steps", limits, |r, s, at| {
+        let start = r.integer(s, at, "start_ms");
         let duration = match Reader::optional(s, "duration_s") {
-            Some(_) => r.integer_in(s, &at, "duration_s", STEP_DURATION_S_RANGE),
+            Some(_) => r.integer_in(s, at, "duration_s", STEP_DURATION_S_RANGE),
             None => Some(DEFAULT_STEP_DURATION_S),
         };
-        let count = r.integer(s, &at, "steps");
+        let count = r.integer(s, at, "steps");
         let distance = match Reader::optional(s, "distance_m") {
-            Some(_) => r.number_in(s, &at, "distance_m", DISTANCE_M_RANGE),
+            Some(_) => r.number_in(s, at, "distance_m", DISTANCE_M_RANGE),
             None => Some(0.0),
         };
-        if let (Some(start), Some(d), Some(n), Some(m)) = (start, duration, count, distance) {
-            if r.within_window(start, window, at.key("start_ms")) {
-                steps.push((start, d as i32, n, m as f32));
-            }
-        }
-    }
-
-    let sleep_at = root_at.key("sleep");
-    let sleep_items = r.array(root, root_at, "sleep");
-    r.limit(r.len_of(sleep_items), limits, sleep_at);
-    let mut sleep = Vec::with_capacity(sleep_items.len().min(limits.max_samples_per_kind));
-    for (i, item) in sleep_items.iter().enumerate() {
-        let at = sleep_at.index(i);
-        let Some(s) = r.object(item, at) else { continue };
-        let start = r.integer(s, &at, "start_ms");
-        let end = r.integer_in(s, &at, "end_ms", TIME_RANGE);
-        let stage = r.one_of(s, &at, "stage", &SLEEP_STAGES);
-        if let (Some(start_ms), Some(end_ms), Some(stage)) = (start, end, stage) {
-            if r.within_window(start_ms, window, at.key("start_ms")) {
-                sleep.push(SleepSegment { start_ms, end_ms, stage });
-            }
-        }
-    }
-
-    let workouts_at = root_at.key("workouts");
-    let workout_items = r.array(root, root_at, "workouts");
-    r.limit(r.len_of(workout_items), limits, workouts_at);
-    let mut workouts = Vec::with_capacity(workout_items.len().min(limits.max_samples_per_kind));
-    for (i, item) in workout_items.iter().enumerate() {
-        let at = workouts_at.index(i);
-        let Some(w) = r.object(item, at) else { continue };
-        // Workouts are revisable, so an old one may be re-sent: no window check.
-        let parsed = (|| {
-            Some(Workout {
-                id: r.string(w, &at, "id")?,
-                version: r.integer_in(w, &at, "version", WORKOUT_VERSION_RANGE)? as i32,
-                sport: r.string(w, &at, "sport")?,
-                start_ms: r.integer_in(w, &at, "start_ms", TIME_RANGE)?,
-                end_ms: r.integer_in(w, &at, "end_ms", TIME_RANGE)?,
-            })
-        })();
-        workouts.extend(parsed);
-    }
-
-    let spo2_at = root_at.key("spo2");
-    let spo2_items = r.array(root, root_at, "spo2");
-    r.limit(r.len_of(spo2_items), limits, spo2_at);
-    let mut spo2 = Vec::with_capacity(spo2_items.len().min(limits.max_samples_per_kind));
-    for (i, item) in spo2_items.iter().enumerate() {
-        let at = spo2_at.index(i);
-        let Some(s) = r.object(item, at) else { continue };
-        if let (Some(t), Some(percent)) = (r.integer(s, &at, "t"), r.integer(s, &at, "percent")) {
-            if r.within_window(t, window, at.key("t")) {
-                spo2.push((t, percent));
-            }
-        }
-    }
-    let skin_at = root_at.key("skin_temperature");
-    let skin_items = r.array(root, root_at, "skin_temperature");
-    r.limit(r.len_of(skin_items), limits, skin_at);
-    let mut skin = Vec::with_capacity(skin_items.len().min(limits.max_samples_per_kind));
-    for (i, item) in skin_items.iter().enumerate() {
-        let at = skin_at.index(i);
-        let Some(s) = r.object(item, at) else { continue };
-        let end = r.integer(s, &at, "night_end_ms");
-        let deviation = r.number_in(s, &at, "deviation_c", SKIN_DEVIATION_RANGE);
-        if let (Some(end), Some(d)) = (end, deviation) {
-            if r.within_window(end, window, at.key("night_end_ms")) {
-                skin.push((end, d));
-            }
-        }
-    }
-    let wear_at = root_at.key("wear");
-    let wear_items = r.array(root, root_at, "wear");
-    r.limit(r.len_of(wear_items), limits, wear_at);
-    let mut wear = Vec::with_capacity(wear_items.len().min(limits.max_samples_per_kind));
-    for (i, item) in wear_items.iter().enumerate() {
-        let at = wear_at.index(i);
-        let Some(w) = r.object(item, at) else { continue };
-        let t = r.integer(w, &at, "t");
-        let state = r.one_of(w, &at, "state", &WEAR_STATES);
-        if let (Some(t), Some(state)) = (t, state) {
-            if r.within_window(t, window, at.key("t")) {
-                wear.push((t, state));
-            }
-        }
-    }
+        let (start, d, n, m) = (start?, duration?, count?, distance?);
+        r.within_window(start, window, at.key("start_ms")).then_some((start, d as i32, n, m as f32))
+    });
+    let sleep = r.samples(root, "sleep", limits, |r, s, at| {
+        let start = r.integer(s, at, "start_ms");
+        let end = r.integer_in(s, at, "end_ms", TIME_RANGE);
+        let stage = r.one_of(s, at, "stage", &SLEEP_STAGES);
+        let (start_ms, end_ms, stage) = (start?, end?, stage?);
+        r.within_window(start_ms, window, at.key("start_ms")).then_some(SleepSegment { start_ms, end_ms, stage })
+    });
+    // Workouts are revisable, so an old one may be re-sent: no window check.
+    let workouts = r.samples(root, "workouts", limits, |r, w, at| {
+        Some(Workout {
+            id: r.string(w, at, "id")?,
+            version: r.integer_in(w, at, "version", WORKOUT_VERSION_RANGE)? as i32,
+            sport: r.string(w, at, "sport")?,
+            start_ms: r.integer_in(w, at, "start_ms", TIME_RANGE)?,
+            end_ms: r.integer_in(w, at, "end_ms", TIME_RANGE)?,
+        })
+    });
+    let spo2 = r.samples(root, "spo2", limits, |r, s, at| {
+        let (t, percent) = (r.integer(s, at, "t"), r.integer(s, at, "percent"));
+        let (t, percent) = (t?, percent?);
+        r.within_window(t, window, at.key("t")).then_some((t, percent))
+    });
+    let skin = r.samples(root, "skin_temperature", limits, |r, s, at| {
+        let end = r.integer(s, at, "night_end_ms");
+        let deviation = r.number_in(s, at, "deviation_c", SKIN_DEVIATION_RANGE);
+        let (end, d) = (end?, deviation?);
+        r.within_window(end, window, at.key("night_end_ms")).then_some((end, d))
+    });
+    let wear = r.samples(root, "wear", limits, |r, w, at| {
+        let t = r.integer(w, at, "t");
+        let state = r.one_of(w, at, "state", &WEAR_STATES);
+        let (t, state) = (t?, state?);
+        r.within_window(t, window, at.key("t")).then_some((t, state))
+    });
 
     let (
         Some(sync_id),
