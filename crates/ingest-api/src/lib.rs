@@ -15,6 +15,7 @@ pub mod reads;
 pub mod routes;
 pub mod telemetry;
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -84,6 +85,8 @@ impl Application {
         })
         .workers(workers)
         .listen(listener)?
+        // Signals are the caller's (`run_until`): actix's own stop at once on Ctrl-C.
+        .disable_signals()
         .shutdown_timeout(30)
         .run();
         Ok(Self { port, server, publisher })
@@ -93,9 +96,20 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM or Ctrl-C: then it stops accepting, finishes in-flight requests,
-    /// and flushes the producer so nothing acknowledged or queued is lost.
+    /// Serves until the process ends (tests; `main` uses [`run_until`](Self::run_until)).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` completes: then it stops accepting, finishes in-flight requests
+    /// (up to 30 s), and flushes the producer so nothing acknowledged or queued is lost.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            shutdown.await;
+            log::info!("stopping: finishing the requests in flight, then flushing the producer");
+            handle.stop(true).await;
+        });
         self.server.await?;
         let publisher = self.publisher;
         tokio::task::spawn_blocking(move || publisher.flush(routes::FLUSH_TIMEOUT))

@@ -44,7 +44,23 @@ async fn serve() -> anyhow::Result<()> {
     ingest_api::telemetry::init_logging(settings.log_json);
     let app = Application::build(settings).await?;
     log::info!("listening on port {}", app.port());
-    app.run_until_stopped().await
+    app.run_until(stop_signal()).await
+}
+
+/// SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C): both stop gracefully.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot listen for SIGTERM ({e}); stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => log::info!("SIGINT received"),
+    }
 }
 
 fn token(args: &[String]) -> anyhow::Result<()> {

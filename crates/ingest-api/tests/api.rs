@@ -448,6 +448,69 @@ async fn with_the_broker_down_the_answer_is_503_never_202_and_it_recovers() {
 
 #[tokio::test]
 async fn sigterm_loses_no_acknowledged_request() {
+    a_stop_signal_loses_no_acknowledged_request("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_drains_like_sigterm() {
+    // Ctrl-C in a terminal: the same graceful stop, not actix's immediate one.
+    a_stop_signal_loses_no_acknowledged_request("INT").await;
+}
+
+#[tokio::test]
+async fn a_request_half_sent_when_ctrl_c_comes_is_still_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let topic = unique("device-synced");
+    testkit::create_topic(&topic, 1).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ingest-api"))
+        .env("INGEST_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", testkit::kafka_bootstrap())
+        .env("SCHEMA_REGISTRY_URL", testkit::schema_registry_url())
+        .env("INGEST_TOPIC", &topic)
+        .env("AUTH_TOKEN_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let app = TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        topic: topic.clone(),
+        http: reqwest::Client::new(),
+        signer: TokenSigner::new(&Secret::new(SECRET)),
+    };
+    app.wait_ready().await;
+    // Three requests whose bodies are half on the wire when SIGINT arrives: a graceful stop waits
+    // for them (an immediate one would drop their connections).
+    let body = serde_json::to_vec(&standard_sync(uuid::Uuid::new_v4(), now_ms(), 7, false)).unwrap();
+    let head = format!(
+        "POST /v1/devices/d1/syncs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.device_token("u1", "d1"),
+        body.len()
+    );
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&body[..body.len() / 2]).await.unwrap();
+        streams.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each needs its own sync id: the same body three times is three retries of one sync, fine.
+    for mut s in streams {
+        s.write_all(&body[body.len() / 2..]).await.unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 202"), "the request in flight was answered: {text}");
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit 0 after SIGINT, got {status}");
+    assert_eq!(testkit::topic_record_count(&topic), 3);
+}
+
+async fn a_stop_signal_loses_no_acknowledged_request(signal: &str) {
     let topic = unique("device-synced");
     testkit::create_topic(&topic, 3).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -479,7 +542,7 @@ async fn sigterm_loses_no_acknowledged_request() {
     let all = futures::future::join_all(requests);
     let term = async {
         tokio::time::sleep(Duration::from_millis(30)).await;
-        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
     };
     let (results, ()) = tokio::join!(all, term);
     let accepted: Vec<String> = results
@@ -490,7 +553,7 @@ async fn sigterm_loses_no_acknowledged_request() {
         .collect();
     assert!(!accepted.is_empty(), "some requests were served before the stop");
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "exit 0 after SIGTERM, got {status}");
+    assert!(status.success(), "exit 0 after SIG{signal}, got {status}");
     // Every 202 is on the topic.
     let on_topic: std::collections::HashSet<String> =
         app.decode_all(accepted.len()).await.into_iter().map(|(_, e)| e.sync_id).collect();
