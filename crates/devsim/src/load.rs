@@ -320,19 +320,13 @@ impl Bodies {
         &self.templates[(i % self.templates.len() as u64) as usize]
     }
 
-    /// Request `i`'s body: a copy of a template with its sync id written in place.
+    /// Request `i`'s body: a copy of a template with its sync id formatted in place, without
+    /// allocating anything else.
     fn body(&self, i: u64) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.template(i).0.len());
-        self.write_body(i, &mut bytes);
-        bytes
-    }
-
-    /// Appends request `i`'s body to `out`, its sync id formatted in place without allocating.
-    fn write_body(&self, i: u64, out: &mut Vec<u8>) {
         let (template, at) = self.template(i);
-        let start = out.len() + at;
-        out.extend_from_slice(template);
-        sync_id(self.ids, i).hyphenated().encode_lower(&mut out[start..start + uuid::fmt::Hyphenated::LENGTH]);
+        let mut bytes = template.clone();
+        sync_id(self.ids, i).hyphenated().encode_lower(&mut bytes[*at..*at + uuid::fmt::Hyphenated::LENGTH]);
+        bytes
     }
 
     /// Request `i`'s body as sent: gzipped when the client says so.

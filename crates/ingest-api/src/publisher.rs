@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use events::{DeviceSynced, EventEncoder};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -22,8 +23,6 @@ pub struct Delivery {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("encoding the event failed: {0}")]
-    Encode(#[from] events::CodecError),
     #[error("the DeviceSynced schema is not registered yet")]
     NotRegistered,
     #[error("the event is {size} bytes, more than the {limit} bytes a record may have")]
@@ -185,16 +184,7 @@ impl Publisher {
         let record = FutureRecord::to(&self.topic).key(&event.user_id).payload(&payload).headers(headers);
         let future = match self.producer.send_result(record) {
             Ok(f) => f,
-            Err((e, _)) => {
-                self.metrics.records.with_label_values(&["failed"]).inc();
-                return Err(match e.rdkafka_error_code() {
-                    Some(RDKafkaErrorCode::QueueFull) => PublishError::QueueFull,
-                    Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
-                        PublishError::TooLarge { size: payload.len(), limit: self.max_event_bytes }
-                    }
-                    _ => PublishError::NotAcknowledged(e.to_string()),
-                });
-            }
+            Err((e, _)) => return Err(self.failed(&e, payload.len())),
         };
         self.metrics.records.with_label_values(&["produced"]).inc();
         match future.await {
@@ -202,20 +192,22 @@ impl Publisher {
                 self.metrics.records.with_label_values(&["delivered"]).inc();
                 Ok(Delivery { partition: d.partition, offset: d.offset })
             }
-            Ok(Err((e, _))) => {
-                self.metrics.records.with_label_values(&["failed"]).inc();
-                // The broker's own limit (the topic's max.message.bytes) can be below ours.
-                Err(match e.rdkafka_error_code() {
-                    Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
-                        PublishError::TooLarge { size: payload.len(), limit: self.max_event_bytes }
-                    }
-                    _ => PublishError::NotAcknowledged(e.to_string()),
-                })
-            }
+            Ok(Err((e, _))) => Err(self.failed(&e, payload.len())),
             Err(_) => {
                 self.metrics.records.with_label_values(&["failed"]).inc();
                 Err(PublishError::NotAcknowledged("the producer was dropped".into()))
             }
+        }
+    }
+
+    /// A send or a delivery that failed, counted and classified. A record over the size limit is
+    /// refused by the producer or, when the topic's `max.message.bytes` is below ours, by the broker.
+    fn failed(&self, e: &KafkaError, size: usize) -> PublishError {
+        self.metrics.records.with_label_values(&["failed"]).inc();
+        match e.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::QueueFull) => PublishError::QueueFull,
+            Some(RDKafkaErrorCode::MessageSizeTooLarge) => PublishError::TooLarge { size, limit: self.max_event_bytes },
+            _ => PublishError::NotAcknowledged(e.to_string()),
         }
     }
 

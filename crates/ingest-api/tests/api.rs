@@ -446,6 +446,28 @@ async fn with_the_broker_down_the_answer_is_503_never_202_and_it_recovers() {
     assert_eq!(last, Some(StatusCode::ACCEPTED), "never recovered");
 }
 
+/// The real ingest-api binary on a free port, publishing to `topic`, once it is ready; and its port.
+async fn spawn_binary(topic: &str) -> (std::process::Child, TestApp, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ingest-api"))
+        .env("INGEST_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("KAFKA_BOOTSTRAP_SERVERS", testkit::kafka_bootstrap())
+        .env("SCHEMA_REGISTRY_URL", testkit::schema_registry_url())
+        .env("INGEST_TOPIC", topic)
+        .env("AUTH_TOKEN_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let app = TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        topic: topic.to_owned(),
+        http: reqwest::Client::new(),
+        signer: TokenSigner::new(&Secret::new(SECRET)),
+    };
+    app.wait_ready().await;
+    (child, app, port)
+}
+
 #[tokio::test]
 async fn sigterm_loses_no_acknowledged_request() {
     a_stop_signal_loses_no_acknowledged_request("TERM").await;
@@ -462,23 +484,7 @@ async fn a_request_half_sent_when_ctrl_c_comes_is_still_answered() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let topic = unique("device-synced");
     testkit::create_topic(&topic, 1).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ingest-api"))
-        .env("INGEST_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("KAFKA_BOOTSTRAP_SERVERS", testkit::kafka_bootstrap())
-        .env("SCHEMA_REGISTRY_URL", testkit::schema_registry_url())
-        .env("INGEST_TOPIC", &topic)
-        .env("AUTH_TOKEN_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let app = TestApp {
-        base: format!("http://127.0.0.1:{port}"),
-        topic: topic.clone(),
-        http: reqwest::Client::new(),
-        signer: TokenSigner::new(&Secret::new(SECRET)),
-    };
-    app.wait_ready().await;
+    let (mut child, app, port) = spawn_binary(&topic).await;
     // Three requests whose bodies are half on the wire when SIGINT arrives: a graceful stop waits
     // for them (an immediate one would drop their connections).
     let body = serde_json::to_vec(&standard_sync(uuid::Uuid::new_v4(), now_ms(), 7, false)).unwrap();
@@ -513,23 +519,7 @@ async fn a_request_half_sent_when_ctrl_c_comes_is_still_answered() {
 async fn a_stop_signal_loses_no_acknowledged_request(signal: &str) {
     let topic = unique("device-synced");
     testkit::create_topic(&topic, 3).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ingest-api"))
-        .env("INGEST_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("KAFKA_BOOTSTRAP_SERVERS", testkit::kafka_bootstrap())
-        .env("SCHEMA_REGISTRY_URL", testkit::schema_registry_url())
-        .env("INGEST_TOPIC", &topic)
-        .env("AUTH_TOKEN_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let app = TestApp {
-        base: format!("http://127.0.0.1:{port}"),
-        topic: topic.clone(),
-        http: reqwest::Client::new(),
-        signer: TokenSigner::new(&Secret::new(SECRET)),
-    };
-    app.wait_ready().await;
+    let (mut child, app, _) = spawn_binary(&topic).await;
     let token = app.device_token("u1", "d1");
     let bodies: Vec<Value> = (0..40).map(|i| standard_sync(uuid::Uuid::new_v4(), now_ms(), 100 + i, false)).collect();
     // Requests that arrive after the listener closed fail to connect: that is not an answer.
