@@ -418,3 +418,23 @@ fn progress_line(ctx: &Ctx, user_ids: &[String], origin: i64) -> String {
         per_user.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_sent_with_the_wall_clock_and_the_same_skew() {
+        let wall = 1_800_000_000_000;
+        let mut old = serde_json::json!({"clock": {"phone_time_ms": wall - 86_400_000, "device_time_ms": wall - 86_400_000 - 7_000}});
+        stamp_history_now(&mut old, wall);
+        assert_eq!(old["clock"]["phone_time_ms"], wall);
+        assert_eq!(old["clock"]["device_time_ms"], wall - 7_000, "the skew stays, so corrected times stay");
+        // A sync of the last minute goes as it was.
+        let mut recent =
+            serde_json::json!({"clock": {"phone_time_ms": wall - 30_000, "device_time_ms": wall - 31_000}});
+        let before = recent.clone();
+        stamp_history_now(&mut recent, wall);
+        assert_eq!(recent, before);
+    }
+}

@@ -122,13 +122,19 @@ impl Application {
 
 /// Every error gets an access-log line; successes one in `access_log_every`.
 fn should_log(state: &AppState, success: bool) -> bool {
+    sampled(state.settings.access_log_every, &state.served, success)
+}
+
+/// Is this request's access-log line written? Errors always; one success in `every` (0: none),
+/// counted in `served`.
+fn sampled(every: u64, served: &AtomicU64, success: bool) -> bool {
     if !success {
         return true;
     }
-    match state.settings.access_log_every {
+    match every {
         0 => false,
         1 => true,
-        n => state.served.fetch_add(1, Ordering::Relaxed).is_multiple_of(n),
+        n => served.fetch_add(1, Ordering::Relaxed).is_multiple_of(n),
     }
 }
 
@@ -171,4 +177,20 @@ async fn observe(
         res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_log_keeps_every_error_and_one_success_in_n() {
+        let served = AtomicU64::new(0);
+        let logged = (0..100).filter(|_| sampled(10, &served, true)).count();
+        assert_eq!(logged, 10);
+        assert!((0..5).all(|_| sampled(10, &served, false)), "errors are always logged");
+        assert!((0..5).all(|_| sampled(1, &served, true)));
+        assert!(!(0..5).any(|_| sampled(0, &served, true)));
+        assert!(sampled(0, &served, false));
+    }
 }
