@@ -5,6 +5,7 @@ FITNESS_TOOLS_DIR=${FITNESS_TOOLS_DIR:-$HOME/.cache/fitness/tools}
 CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/fitness/target}
 export FITNESS_TOOLS_DIR CARGO_TARGET_DIR
 NISSHI_BIN="$FITNESS_TOOLS_DIR/bin/nisshi"
+DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PG_HOST=127.0.0.1
 PG_PORT=${PG_PORT:-5432}
 
@@ -104,17 +105,32 @@ wait_for_http() {
     die "$what did not answer $url within 60 s; its log: $log"
 }
 
+# Runs a command in the background with its output (stdout and stderr) in LOG; sets
+# SPAWNED_PID to the command's own pid. With LOG_MAX_BYTES set, the output goes through
+# deploy/rotate_log.py, which caps LOG at that size and keeps LOG_KEEP (default 3) rotated files.
+# The rotator is a separate process in its own session: Ctrl-C does not reach it, and it exits
+# when the command's output ends, so it neither outlives the command nor needs stopping.
+spawn_logged() {
+    local log=$1; shift
+    if [[ -n ${LOG_MAX_BYTES:-} ]]; then
+        "$@" > >(exec setsid python3 "$DEPLOY_DIR/rotate_log.py" "$log" --max-bytes "$LOG_MAX_BYTES" --keep "${LOG_KEEP:-3}") 2>&1 &
+    else
+        "$@" >"$log" 2>&1 &
+    fi
+    SPAWNED_PID=$!
+}
+
 # Starts the broker on loopback; storage is memory://nisshi/ or a postgres:// URL.
 start_broker() {
     local port=$1 storage=$2 log=$3
     # The broker gets its own log filter, never the services' RUST_LOG: at info nisshi logs the
     # contents of every fetch response (gigabytes a minute while a consumer keeps up).
-    RUST_LOG="${BROKER_RUST_LOG:-warn}" ${BROKER_LAUNCHER:-} "$NISSHI_BIN" broker \
+    spawn_logged "$log" ${BROKER_LAUNCHER:-} env RUST_LOG="${BROKER_RUST_LOG:-warn}" "$NISSHI_BIN" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine "$storage" \
-        --group-initial-rebalance-delay 0s >"$log" 2>&1 &
-    BROKER_PID=$!
+        --group-initial-rebalance-delay 0s
+    BROKER_PID=$SPAWNED_PID
     wait_for_port "$port" "$BROKER_PID" "the broker (nisshi)" "$log"
 }
 

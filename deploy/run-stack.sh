@@ -55,6 +55,9 @@ export INGEST_LISTEN_ADDR=${INGEST_LISTEN_ADDR:-127.0.0.1:8080}
 export PROCESSOR_OPS_ADDR=${PROCESSOR_OPS_ADDR:-127.0.0.1:9090}
 export SCHEMA_REGISTRY_LISTEN_ADDR=${SCHEMA_REGISTRY_LISTEN_ADDR:-127.0.0.1:8081}
 export RUST_LOG=${RUST_LOG:-info}
+# Every log is capped: at most LOG_MAX_BYTES per file plus LOG_KEEP rotated ones (40 MB a process
+# by default), however long the stack runs (deploy/rotate_log.py, through lib.sh's spawn_logged).
+export LOG_MAX_BYTES=${LOG_MAX_BYTES:-10000000} LOG_KEEP=${LOG_KEEP:-3}
 # A development token secret, made once and kept private to this machine.
 SECRET_FILE="$STATE_DIR/auth-token-secret"
 if [[ -z ${AUTH_TOKEN_SECRET:-} ]]; then
@@ -98,11 +101,11 @@ BIN="$CARGO_TARGET_DIR/debug"
 
 # Children run in their own session so the terminal's Ctrl-C reaches only this script, which
 # then stops them in order: services first (they drain and commit), the broker last.
-start() { # name, then the command; logs to $LOG_DIR/name.log
+start() { # name, then the command; logs to $LOG_DIR/name.log, capped and rotated
     local name=$1; shift
-    setsid "$@" >"$LOG_DIR/$name.log" 2>&1 &
-    PIDS+=($!)
-    echo $! >>"$CHILDREN_FILE"
+    spawn_logged "$LOG_DIR/$name.log" setsid "$@"
+    PIDS+=("$SPAWNED_PID")
+    echo "$SPAWNED_PID" >>"$CHILDREN_FILE"
 }
 
 say "starting the broker (nisshi) on $KAFKA_BOOTSTRAP_SERVERS, stored in PostgreSQL database $BROKER_DB"
