@@ -179,6 +179,14 @@ pub struct LoadArgs {
     /// Seed of the standard syncs' sample values.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Send a request again (same body, same sync id) after a 5xx, a 429 or no answer, at most
+    /// this many times, waiting 200 ms doubling to 2 s; latency counts to the last answer.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    pub retries: u32,
+    /// Write one JSON line per attempt to this file: sync id, user, device, attempt, status
+    /// (null: no answer), sent and answered times (Unix seconds).
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -354,6 +362,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
                 timeout: args.timeout,
                 progress_every: optional(args.progress_every),
                 seed: args.seed,
+                retries: args.retries,
+                ledger: args.ledger.clone(),
             };
             let report = crate::load::run(config, stop_on_signals()).await?;
             print!("{}", report.render());

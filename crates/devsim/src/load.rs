@@ -8,9 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use ingest_api::config::Secret;
@@ -46,6 +48,11 @@ pub struct LoadConfig {
     /// Print a progress line this often (None: quiet).
     pub progress_every: Option<Duration>,
     pub seed: u64,
+    /// Times a request is sent again, with the same body and sync id, after a 5xx, a 429 or no
+    /// answer (a phone retrying); 0 never retries.
+    pub retries: u32,
+    /// Where to write one JSON line per attempt (see [`Ledger`]); None writes none.
+    pub ledger: Option<PathBuf>,
 }
 
 /// What one request came to: an HTTP status, or None when no answer came (connection error,
@@ -190,8 +197,10 @@ pub struct LoadReport {
     pub completed: u64,
     pub answered: u64,
     pub accepted: u64,
-    /// Answers other than 202 by status, and `transport` for requests that got no answer.
+    /// Final answers other than 202 by status, and `transport` for requests that got no answer.
     pub errors: BTreeMap<String, u64>,
+    /// Attempts sent again after a retryable failure (`--retries`); not counted in `requests`.
+    pub retries: u64,
     pub throughput_per_s: f64,
     pub accepted_per_s: f64,
     pub bytes_sent: u64,
@@ -210,7 +219,7 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    fn new(config: &LoadConfig, stats: &LoadStats, elapsed: Duration, cpu: Option<Duration>) -> Self {
+    fn new(config: &LoadConfig, stats: &LoadStats, elapsed: Duration, cpu: Option<Duration>, retries: u64) -> Self {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let fixed = matches!(config.rate, Rate::PerSecond(_));
         Self {
@@ -228,6 +237,7 @@ impl LoadReport {
             answered: stats.answered,
             accepted: stats.accepted,
             errors: stats.errors.clone(),
+            retries,
             throughput_per_s: (stats.completed as f64 / secs * 10.0).round() / 10.0,
             accepted_per_s: (stats.accepted as f64 / secs * 10.0).round() / 10.0,
             bytes_sent: stats.bytes_sent,
@@ -255,7 +265,7 @@ impl LoadReport {
         };
         let mut s = format!(
             "devsim load: {} at {rate}, concurrency {}{}\n  \
-             requests {}  completed {}  202 {}  errors {errors}\n  \
+             requests {}  completed {}  202 {}  errors {errors}  retries {}\n  \
              elapsed {:.2} s  throughput {}/s  accepted {}/s  sent {:.1} MiB\n  \
              latency ({}):\n    {}\n",
             self.url,
@@ -264,6 +274,7 @@ impl LoadReport {
             self.requests,
             self.completed,
             self.accepted,
+            self.retries,
             self.elapsed_s,
             self.throughput_per_s,
             self.accepted_per_s,
@@ -382,15 +393,47 @@ pub async fn run(config: LoadConfig, stop: CancellationToken) -> anyhow::Result<
         count: config.count,
         duration: config.duration,
     };
+    let ledger = config.ledger.as_deref().map(Ledger::create).transpose()?.map(Arc::new);
+    let retried = Arc::new(AtomicU64::new(0));
     let stats = Arc::new(Mutex::new(LoadStats::default()));
-    let send = move |i: u64| {
-        let (client, wire, targets, bodies) = (client.clone(), wire.clone(), targets.clone(), bodies.clone());
-        async move {
-            let target = &targets[(i % targets.len() as u64) as usize];
-            let body = bodies.wire_body(&client, i);
-            let bytes_sent = body.len() as u64;
-            let status = wire.post(target, body).await.ok();
-            Outcome { status, bytes_sent }
+    let send = {
+        let (ledger, retried, max_retries, stop) = (ledger.clone(), retried.clone(), config.retries, stop.clone());
+        move |i: u64| {
+            let (client, wire, targets, bodies) = (client.clone(), wire.clone(), targets.clone(), bodies.clone());
+            let (ledger, retried, stop) = (ledger.clone(), retried.clone(), stop.clone());
+            async move {
+                let device = (i % targets.len() as u64) as usize;
+                let target = &targets[device];
+                let mut body = bodies.wire_body(&client, i);
+                let bytes_sent = body.len() as u64;
+                let mut attempt = 0u32;
+                loop {
+                    // Kept only when it may be sent again: a retry carries the same bytes.
+                    let again = (attempt < max_retries).then(|| body.clone());
+                    let sent = SystemTime::now();
+                    let status = wire.post(target, body).await.ok();
+                    if let Some(ledger) = &ledger {
+                        ledger.write(&LedgerLine {
+                            sync_id: sync_id(bodies.ids, i),
+                            device,
+                            attempt,
+                            status,
+                            sent,
+                            answered: SystemTime::now(),
+                        });
+                    }
+                    let Some(next) = again.filter(|_| retryable(status)) else {
+                        return Outcome { status, bytes_sent };
+                    };
+                    attempt += 1;
+                    retried.fetch_add(1, Ordering::Relaxed);
+                    tokio::select! {
+                        _ = stop.cancelled() => return Outcome { status, bytes_sent },
+                        _ = tokio::time::sleep(retry_backoff(attempt)) => {}
+                    }
+                    body = next;
+                }
+            }
         }
     };
     let progress = config.progress_every.map(|every| tokio::spawn(progress(stats.clone(), every)));
@@ -398,13 +441,83 @@ pub async fn run(config: LoadConfig, stop: CancellationToken) -> anyhow::Result<
     let started = Instant::now();
     drive(plan, send, stats.clone(), stop).await;
     let elapsed = started.elapsed();
+    if let Some(ledger) = &ledger {
+        ledger.finish()?;
+    }
     let cpu = cpu_before.zip(crate::cpu::process_cpu_time()).map(|(a, b)| b.saturating_sub(a));
     if let Some(p) = progress {
         p.abort();
     }
     let stats = stats.lock().expect("stats lock");
     let elapsed = if stats.last_done > Duration::ZERO { stats.last_done.min(elapsed) } else { elapsed };
-    Ok(LoadReport::new(&config, &stats, elapsed, cpu))
+    Ok(LoadReport::new(&config, &stats, elapsed, cpu, retried.load(Ordering::Relaxed)))
+}
+
+/// Whether a phone would send the same sync again: the server failed (5xx), asked it to slow
+/// down (429), or never answered. A 4xx says the request itself is wrong.
+pub fn retryable(status: Option<u16>) -> bool {
+    match status {
+        None => true,
+        Some(s) => s == 429 || (500..600).contains(&s),
+    }
+}
+
+/// Wait before retry `attempt` (1, 2, …): 200 ms doubling, at most 2 s.
+pub fn retry_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200u64.saturating_mul(1 << attempt.saturating_sub(1).min(4))).min(Duration::from_secs(2))
+}
+
+/// One attempt of a request, as the ledger records it.
+pub struct LedgerLine {
+    pub sync_id: uuid::Uuid,
+    /// Index of the device: `load-band-N` of user `load-user-N`.
+    pub device: usize,
+    /// 0 for the first send, then 1, 2, … for the retries of the same sync id.
+    pub attempt: u32,
+    /// The HTTP status, None when no answer came.
+    pub status: Option<u16>,
+    pub sent: SystemTime,
+    pub answered: SystemTime,
+}
+
+/// `--ledger FILE`: one JSON object a line per attempt, in the order answers came:
+/// `{"sync_id", "user", "device", "attempt", "status" (null: no answer), "sent", "answered"}`,
+/// times in seconds since the Unix epoch. Whoever checks the system afterwards (deploy/chaos.py)
+/// learns from it which syncs were acknowledged (a 202) and what clients saw, and when.
+pub struct Ledger {
+    out: Mutex<std::io::BufWriter<std::fs::File>>,
+    path: PathBuf,
+}
+
+impl Ledger {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(path).with_context(|| format!("creating the ledger {}", path.display()))?;
+        Ok(Self { out: Mutex::new(std::io::BufWriter::new(file)), path: path.to_owned() })
+    }
+
+    pub fn write(&self, line: &LedgerLine) {
+        let seconds = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let status = line.status.map_or("null".to_owned(), |s| s.to_string());
+        let mut out = self.out.lock().expect("ledger lock");
+        // A write error surfaces at finish(), when the buffer is flushed.
+        let _ = writeln!(
+            out,
+            r#"{{"sync_id":"{}","user":"load-user-{d}","device":"load-band-{d}","attempt":{},"status":{status},"sent":{:.3},"answered":{:.3}}}"#,
+            line.sync_id,
+            line.attempt,
+            seconds(line.sent),
+            seconds(line.answered),
+            d = line.device,
+        );
+    }
+
+    /// Flushes the file; an error here means the ledger is incomplete.
+    pub fn finish(&self) -> anyhow::Result<()> {
+        let mut out = self.out.lock().expect("ledger lock");
+        out.flush()
+            .and_then(|_| out.get_ref().sync_all())
+            .with_context(|| format!("writing the ledger {}", self.path.display()))
+    }
 }
 
 async fn progress(stats: Arc<Mutex<LoadStats>>, every: Duration) {
@@ -434,7 +547,7 @@ async fn progress(stats: Arc<Mutex<LoadStats>>, every: Duration) {
 }
 
 /// Writes the report as JSON.
-pub fn write_json(report: &LoadReport, path: &std::path::Path) -> anyhow::Result<()> {
+pub fn write_json(report: &LoadReport, path: &Path) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(report).expect("the report serializes");
     std::fs::write(path, json + "\n").with_context(|| format!("writing the report to {}", path.display()))
 }

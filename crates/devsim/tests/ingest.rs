@@ -72,6 +72,8 @@ fn load_config(base: &str, rate: Rate, count: u64) -> LoadConfig {
         timeout: Duration::from_secs(10),
         progress_every: None,
         seed: 1,
+        retries: 0,
+        ledger: None,
     }
 }
 
