@@ -2,24 +2,18 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::{from_value, Schema};
-use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
-use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// How long one call to the registry may take before it counts as failed.
-const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::registry::{RegistryClient, RegistryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("schema registry: {0}")]
-    Registry(#[from] SRCError),
+    Registry(#[from] RegistryError),
     #[error("not Confluent-framed Avro: {0}")]
     Framing(&'static str),
     #[error("avro: {0}")]
@@ -27,40 +21,51 @@ pub enum CodecError {
 }
 
 impl CodecError {
-    /// Worth retrying later (registry unreachable or 5xx), as opposed to a bad record.
+    /// Worth retrying later (the registry is down or erring), as opposed to a bad record.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CodecError::Registry(e) if e.retriable)
+        matches!(self, CodecError::Registry(e) if e.fault == crate::registry::Fault::Transient)
     }
 }
 
-fn settings(registry_url: &str) -> Result<SrSettings, CodecError> {
-    Ok(SrSettings::new_builder(registry_url.to_owned()).set_timeout(REGISTRY_TIMEOUT).no_proxy().build()?)
-}
-
-/// Encodes with a compiled-in schema, registering it under the topic's value subject
-/// (`TopicNameStrategyWithSchema`): the producer never depends on whatever "latest" is.
+/// Encodes with a compiled-in schema, registered under the topic's value subject: the producer
+/// never depends on whatever "latest" is.
 pub struct EventEncoder {
-    encoder: AvroEncoder,
-    strategy: SubjectNameStrategy,
+    registry: RegistryClient,
+    subject: String,
+    schema_json: String,
+    schema: Schema,
 }
 
 impl EventEncoder {
     pub fn new(registry_url: &str, topic: &str, schema_json: &str) -> Result<Self, CodecError> {
-        let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema_json.to_owned());
         Ok(Self {
-            encoder: AvroEncoder::new(settings(registry_url)?),
-            strategy: SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_owned(), false, supplied),
+            registry: RegistryClient::new(registry_url)?,
+            subject: format!("{topic}-value"),
+            schema_json: schema_json.to_owned(),
+            schema: Schema::parse_str(schema_json).map_err(Box::new)?,
         })
     }
 
-    /// Registers (or finds) the schema and returns its id; call at start so the first request is fast.
+    /// Registers (or finds) the schema and returns its id; call at start so the first request
+    /// is fast. A failure is not remembered: the next call asks the registry again.
     pub async fn warm_up(&self) -> Result<u32, CodecError> {
-        let subject = self.strategy.get_subject()?;
-        Ok(self.encoder.get_schema_and_id(&subject, self.strategy.clone()).await?.id)
+        Ok(self.registry.register(&self.subject, &self.schema_json).await?)
     }
 
+    /// Through apache-avro's `Value` (tests and tools; ingest-api uses the generated encoder).
     pub async fn encode<T: Serialize>(&self, item: &T) -> Result<Vec<u8>, CodecError> {
-        Ok(self.encoder.encode_struct(item, &self.strategy).await?)
+        let id = self.warm_up().await?;
+        let value = apache_avro::to_value(item).map_err(Box::new)?.resolve(&self.schema).map_err(Box::new)?;
+        let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&self.schema)
+            .build()
+            .map_err(Box::new)?
+            .write_value_to_vec(value)
+            .map_err(Box::new)?;
+        let mut framed = Vec::with_capacity(5 + datum.len());
+        framed.push(0);
+        framed.extend_from_slice(&id.to_be_bytes());
+        framed.extend_from_slice(&datum);
+        Ok(framed)
     }
 }
 
@@ -71,14 +76,14 @@ impl EventEncoder {
 /// version), the datum is deserialized straight into the Rust type with a reader cached per
 /// schema id, without building a `Value` tree; other writers go through `Value` and resolution.
 pub struct EventDecoder {
-    decoder: AvroDecoder,
+    registry: RegistryClient,
     reader: &'static Schema,
     direct: Mutex<HashMap<u32, Option<&'static GenericDatumReader<'static>>>>,
 }
 
 impl EventDecoder {
     pub fn new(registry_url: &str, reader: &'static Schema) -> Result<Self, CodecError> {
-        Ok(Self { decoder: AvroDecoder::new(settings(registry_url)?), reader, direct: Mutex::default() })
+        Ok(Self { registry: RegistryClient::new(registry_url)?, reader, direct: Mutex::default() })
     }
 
     /// The direct reader of schema `id` when its schema is the reader's. Built once per id and
@@ -117,15 +122,20 @@ impl EventDecoder {
 
     pub async fn decode<T: DeserializeOwned>(&self, payload: &[u8]) -> Result<T, CodecError> {
         let id = Self::schema_id(payload)?;
-        let writer = self.decoder.get_schema(id).await?;
-        let mut datum = &payload[5..];
-        if let Some(direct) = self.direct_reader(id, &writer.parsed)? {
-            return Ok(direct.read_deser(&mut datum).map_err(Box::new)?);
+        let writer = self.registry.schema(id).await?;
+        let datum = &payload[5..];
+        if let Some(direct) = self.direct_reader(id, &writer)? {
+            return Ok(direct.read_deser(&mut &datum[..]).map_err(Box::new)?);
         }
-        // read_value then from_value: read_deser panics when a reader schema is set.
-        let reader =
-            GenericDatumReader::builder(&writer.parsed).reader_schema(self.reader).build().map_err(Box::new)?;
-        let value = reader.read_value(&mut datum).map_err(Box::new)?;
-        Ok(from_value(&value).map_err(Box::new)?)
+        decode_datum(&writer, self.reader, datum)
     }
+}
+
+/// Reads one Avro datum written with `writer` into `T`, resolved into the `reader` schema: the
+/// part of decoding that needs no registry.
+pub fn decode_datum<T: DeserializeOwned>(writer: &Schema, reader: &Schema, datum: &[u8]) -> Result<T, CodecError> {
+    // read_value then from_value: read_deser panics when a reader schema is set.
+    let datum_reader = GenericDatumReader::builder(writer).reader_schema(reader).build().map_err(Box::new)?;
+    let value = datum_reader.read_value(&mut &datum[..]).map_err(Box::new)?;
+    Ok(from_value(&value).map_err(Box::new)?)
 }

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod device_synced;
 pub mod kafka;
 pub mod partitioner;
+pub mod registry;
 pub mod token;
 
 pub use codec::{CodecError, EventDecoder, EventEncoder};

@@ -41,6 +41,8 @@ pub struct Publisher {
     topic: String,
     /// Schema id once registered; 0 before.
     schema_id: AtomicU32,
+    /// Why the last registration attempt failed, for /readyz.
+    registration_error: std::sync::Mutex<Option<String>>,
     /// Partition count of the topic, 0 until known.
     partitions: AtomicU32,
     metrics: Metrics,
@@ -85,24 +87,27 @@ impl Publisher {
             max_event_bytes: settings.max_event_bytes,
             topic: settings.topic.clone(),
             schema_id: AtomicU32::new(0),
+            registration_error: std::sync::Mutex::new(None),
             partitions: AtomicU32::new(0),
             metrics,
         })
     }
 
-    /// Registers the schema (WithSchema strategy, compiled-in schema), retrying until it works,
-    /// so the first request does not pay for it.
+    /// Registers the compiled-in schema, retrying with capped backoff until it works (a failure
+    /// is never remembered as final), so the first request does not pay for it.
     pub async fn warm_up(self: Arc<Self>) {
         let mut delay = Duration::from_millis(200);
         loop {
             match self.encoder.warm_up().await {
                 Ok(id) => {
                     self.schema_id.store(id, Ordering::Relaxed);
+                    *self.registration_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     log::info!("DeviceSynced schema registered as id {id}");
                     return;
                 }
                 Err(e) => {
                     log::warn!("registering the DeviceSynced schema: {e}; retrying in {delay:?}");
+                    *self.registration_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
@@ -112,6 +117,11 @@ impl Publisher {
 
     pub fn schema_registered(&self) -> bool {
         self.schema_id.load(Ordering::Relaxed) != 0
+    }
+
+    /// Why the schema is not registered yet, when an attempt failed.
+    pub fn registration_error(&self) -> Option<String> {
+        self.registration_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Is the topic known to the broker? Blocking: call from a blocking thread.

@@ -72,6 +72,15 @@ async fn db<T: Send + 'static>(
     .map_err(|e| ApiError::ReadUnavailable(e.to_string()))?
 }
 
+/// Like [`db`], for a response built from several statements: they read one snapshot (a
+/// `REPEATABLE READ READ ONLY` transaction), so a processor commit between them cannot tear it.
+async fn db_snapshot<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    f: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    db(state, move |c| c.build_transaction().repeatable_read().read_only().run(f)).await
+}
+
 async fn watermark(state: &web::Data<AppState>, partition: i32) -> Result<i64, ApiError> {
     let topic = state.settings.topic.clone();
     db(state, move |c| read_model::watermark(c, &topic, partition)).await
@@ -243,7 +252,7 @@ async fn days(req: HttpRequest, user: web::Path<String>, state: web::Data<AppSta
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let (partition, committed) = position(&state, &req, &q, &user).await?;
     let u = user.clone();
-    let (mut rows, rolling) = db(&state, move |c| {
+    let (mut rows, rolling) = db_snapshot(&state, move |c| {
         Ok((read_model::days(c, &u, from, to, limit + 1)?, read_model::rolling_between(c, &u, from, to)?))
     })
     .await?;

@@ -125,7 +125,14 @@ async fn healthz() -> HttpResponse {
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let publisher = state.publisher.clone();
     let broker = web::block(move || publisher.broker_reachable()).await.unwrap_or_else(|e| Err(e.to_string()));
-    let schema = if state.publisher.schema_registered() { Ok(()) } else { Err("not registered yet".to_owned()) };
+    let schema = if state.publisher.schema_registered() {
+        Ok(())
+    } else {
+        Err(match state.publisher.registration_error() {
+            Some(e) => format!("not registered yet (retrying): {e}"),
+            None => "not registered yet".to_owned(),
+        })
+    };
     let report = |r: &Result<(), String>| r.as_ref().map(|_| "ok".to_owned()).unwrap_or_else(Clone::clone);
     let ready = broker.is_ok() && schema.is_ok();
     let body = json!({"status": if ready { "ready" } else { "not ready" }, "broker": report(&broker), "schema": report(&schema)});

@@ -446,6 +446,39 @@ async fn with_the_broker_down_the_answer_is_503_never_202_and_it_recovers() {
     assert_eq!(last, Some(StatusCode::ACCEPTED), "never recovered");
 }
 
+#[tokio::test]
+async fn a_registry_500_at_start_up_is_retried_until_registration_works_and_readyz_tells_the_truth() {
+    let target = testkit::schema_registry_url().trim_start_matches("http://").to_owned();
+    let registry = testkit::TcpProxy::start(&target).await;
+    registry.answer_http(500);
+    let topic = unique("device-synced");
+    testkit::create_topic(&topic, 2).await;
+    let mut s = settings(&topic, testkit::kafka_bootstrap());
+    s.schema_registry_url = format!("http://127.0.0.1:{}", registry.port);
+    let app = Application::build(s).await.expect("ingest-api starts while the registry errs");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let readyz = || async {
+        let r = http.get(format!("{base}/readyz")).send().await.expect("readyz answers");
+        (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    // Long enough for several attempts: each one fails, none is remembered as final.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, body) = readyz().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let schema = body["schema"].as_str().unwrap_or_default();
+    assert!(schema.contains("retrying") && schema.contains("500"), "says why: {body}");
+    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), StatusCode::OK);
+
+    registry.restore();
+    let t = TestApp { base, topic, http: reqwest::Client::new(), signer: TokenSigner::new(&Secret::new(SECRET)) };
+    t.wait_ready().await;
+    let token = t.device_token("u1", "d1");
+    let body = standard_sync(uuid::Uuid::new_v4(), now_ms(), 9, false);
+    assert_eq!(t.post("d1", Some(&token), &body).await.0, StatusCode::ACCEPTED);
+}
+
 /// The real ingest-api binary on a free port, publishing to `topic`, once it is ready; and its port.
 async fn spawn_binary(topic: &str) -> (std::process::Child, TestApp, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -41,6 +41,10 @@ async fn spawn_stack(with_processor: bool) -> Stack {
         batch_max_wait: Duration::from_millis(20),
         cache_budget_bytes: 64 << 20,
         max_series_days: 1096,
+        max_poll_interval: Duration::from_secs(300),
+        topic_partitions: 6,
+        topic_replication: 1,
+        topic_min_insync_replicas: 1,
     };
     // The schema of the read model exists before any read.
     processor::migrate(&processor::db::pool(&db.url, 1)).await.expect("migrations");

@@ -11,6 +11,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    topic_incarnations (topic) {
+        topic -> Text,
+        cluster_id -> Nullable<Text>,
+        topic_id -> Nullable<Text>,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sync_status (sync_id) {
         sync_id -> Uuid,
         event_id -> Uuid,
@@ -96,6 +105,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     partition_watermarks,
+    topic_incarnations,
     sync_status,
     user_profiles,
     day_samples,

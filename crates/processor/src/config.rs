@@ -23,6 +23,14 @@ pub struct Settings {
     pub cache_budget_bytes: usize,
     /// Longest dense series a user may have, and farthest a sample may lie from its ingest time.
     pub max_series_days: u64,
+    /// librdkafka's `max.poll.interval.ms`: a member that does not poll for this long leaves the
+    /// group. The worker keeps polling (partitions paused) while it retries, so outages longer
+    /// than this do not cost a rebalance.
+    pub max_poll_interval: Duration,
+    /// The partitions `create-topics` makes, their replication factor and `min.insync.replicas`.
+    pub topic_partitions: i32,
+    pub topic_replication: i32,
+    pub topic_min_insync_replicas: i32,
 }
 
 impl Settings {
@@ -40,6 +48,10 @@ impl Settings {
             batch_max_wait: Duration::from_millis(parse("PROCESSOR_BATCH_MAX_WAIT_MS", "10")?),
             cache_budget_bytes: parse::<usize>("PROCESSOR_CACHE_BUDGET_MB", "512")?.saturating_mul(1 << 20),
             max_series_days: parse("PROCESSOR_MAX_SERIES_DAYS", "1096")?,
+            max_poll_interval: Duration::from_millis(parse("PROCESSOR_MAX_POLL_INTERVAL_MS", "300000")?),
+            topic_partitions: parse("PROCESSOR_TOPIC_PARTITIONS", "6")?,
+            topic_replication: parse("PROCESSOR_TOPIC_REPLICATION", "1")?,
+            topic_min_insync_replicas: parse("PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS", "1")?,
         })
     }
 }

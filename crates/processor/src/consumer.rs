@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 pub struct ProcessorContext {
     /// Consumer lag per partition, from librdkafka's statistics.
     lag: prometheus::IntGaugeVec,
+    rebalances: prometheus::IntCounterVec,
     cache: Arc<Mutex<ModelCache>>,
 }
 
@@ -36,6 +37,7 @@ impl ConsumerContext for ProcessorContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             info!("partitions revoked: {}", describe(partitions));
+            self.rebalances.with_label_values(&["revoke"]).inc();
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 // Nothing stored yet is the usual reason; the database watermark covers the rest.
                 debug!("commit on revoke: {e}");
@@ -50,6 +52,7 @@ impl ConsumerContext for ProcessorContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             info!("partitions assigned: {}", describe(partitions));
+            self.rebalances.with_label_values(&["assign"]).inc();
         }
     }
 }
@@ -79,12 +82,19 @@ pub fn consumer(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
+        .set("max.poll.interval.ms", settings.max_poll_interval.as_millis().to_string())
+        // What may arrive while partitions are paused is held in memory: keep the prefetch small.
+        .set("queued.max.messages.kbytes", "16384")
         .set("heartbeat.interval.ms", "1000")
         .set("statistics.interval.ms", "5000")
         // A fetch returns once data is there; this caps the wait on a quiet partition, which is
         // what a fresh event waits behind (librdkafka's default is 500 ms).
         .set("fetch.wait.max.ms", "50")
-        .create_with_context(ProcessorContext { lag: metrics.consumer_lag.clone(), cache })?;
+        .create_with_context(ProcessorContext {
+            lag: metrics.consumer_lag.clone(),
+            rebalances: metrics.rebalances.clone(),
+            cache,
+        })?;
     consumer.subscribe(&[&settings.topic])?;
     Ok(consumer)
 }

@@ -10,6 +10,7 @@ mod consumer;
 pub mod day_state;
 pub mod db;
 mod dead_letter;
+pub mod incarnation;
 pub mod metrics;
 mod ops;
 pub use model_schema as schema;
@@ -58,6 +59,9 @@ impl Application {
             .with_context(|| format!("binding the ops endpoints to {}", settings.ops_addr))?;
         let ops_port = listener.local_addr()?.port();
         let healthy = Arc::new(AtomicBool::new(true));
+        // Nothing is applied before the topic's incarnation has been compared with the stored one.
+        let mismatch: incarnation::Mismatch =
+            Arc::new(Mutex::new(Some("the topic's incarnation has not been checked yet".into())));
         let ops_server = ops::serve(
             listener,
             ops::OpsState {
@@ -66,13 +70,14 @@ impl Application {
                 topic: settings.topic.clone(),
                 metrics: metrics.clone(),
                 healthy: healthy.clone(),
+                mismatch: mismatch.clone(),
             },
         )?;
         info!("ops endpoints on http://{}", settings.ops_addr.replace(":0", &format!(":{ops_port}")));
         Ok(Self {
             ops_port,
             ops_server,
-            worker: Worker { settings, consumer, decoder, dlq, pool, cache, metrics, healthy },
+            worker: Worker { settings, consumer, decoder, dlq, pool, cache, metrics, healthy, mismatch },
         })
     }
 
@@ -90,6 +95,23 @@ impl Application {
         let _ = ops.await;
         result
     }
+}
+
+/// `processor adopt-topic`: binds the watermarks to the live topic and clears the old ones.
+pub async fn adopt_live_topic(settings: &Settings) -> anyhow::Result<incarnation::Incarnation> {
+    let pool = db::pool(&settings.database_url, 1);
+    migrate(&pool).await.context("is PostgreSQL up and DATABASE_URL right?")?;
+    let (topic, bootstrap) = (settings.topic.clone(), settings.kafka_bootstrap_servers.clone());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<incarnation::Incarnation> {
+        use rdkafka::producer::Producer;
+        let client: rdkafka::producer::BaseProducer = events::kafka::client_config(&bootstrap).create()?;
+        let live = incarnation::live(client.client(), &topic)
+            .map_err(|e| anyhow::anyhow!("{e}; is the broker at {bootstrap} up?"))?;
+        let mut conn = pool.get()?;
+        incarnation::adopt(&mut conn, &topic, &live, true)?;
+        Ok(live)
+    })
+    .await?
 }
 
 /// Runs the embedded migrations on a blocking thread.

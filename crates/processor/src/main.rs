@@ -5,7 +5,11 @@ use tokio_util::sync::CancellationToken;
 const USAGE: &str = "usage: processor [run | migrate | create-topics]
   run            consume DeviceSynced and write the health model (default)
   migrate        apply the database migrations and exit
-  create-topics  create the event topic (PROCESSOR_TOPIC_PARTITIONS, default 6) and its DLQ if missing";
+  create-topics  create the event topic and its DLQ if missing (PROCESSOR_TOPIC_PARTITIONS, default 6;
+                 PROCESSOR_TOPIC_REPLICATION and PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS, default 1 and 1)
+  adopt-topic    accept the live topic as the one the watermarks belong to, after it was recreated
+                 or the cluster changed: clears the topic's watermarks, so its events apply from
+                 its start (sync ids already processed stay deduplicated)";
 
 #[actix_web::main]
 async fn main() {
@@ -15,6 +19,7 @@ async fn main() {
         "run" => run().await,
         "migrate" => migrate().await,
         "create-topics" => create_topics().await,
+        "adopt-topic" => adopt_topic().await,
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -49,19 +54,17 @@ async fn migrate() -> anyhow::Result<()> {
 
 async fn create_topics() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let partitions = env_number("PROCESSOR_TOPIC_PARTITIONS", 6)?;
-    let replication = env_number("PROCESSOR_TOPIC_REPLICATION", 1)?;
-    for (topic, created) in processor::topics::create_topics(&settings, partitions, replication).await? {
+    for (topic, created) in processor::topics::create_topics(&settings).await? {
         println!("{topic}: {}", if created { "created" } else { "exists" });
     }
     Ok(())
 }
 
-fn env_number(name: &str, default: i32) -> anyhow::Result<i32> {
-    match std::env::var(name) {
-        Ok(v) => v.parse().with_context(|| format!("{name}={v:?} is not a whole number")),
-        Err(_) => Ok(default),
-    }
+async fn adopt_topic() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let adopted = processor::adopt_live_topic(&settings).await?;
+    println!("{}: watermarks cleared; now bound to {adopted}", settings.topic);
+    Ok(())
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C starts a graceful stop.

@@ -20,6 +20,12 @@ pub struct Metrics {
     /// Statements sent to PostgreSQL, BEGIN and COMMIT included.
     pub sql_statements: IntCounter,
     pub cache: CacheMetrics,
+    /// 1 while the topic is not the incarnation the watermarks belong to (nothing is applied).
+    pub topic_incarnation_mismatch: IntGauge,
+    /// 1 while consumption is paused because a dependency is down (the consumer keeps polling).
+    pub paused: IntGauge,
+    /// Partition assignments and revocations seen: a member that leaves and rejoins shows here.
+    pub rebalances: IntCounterVec,
 }
 
 impl Metrics {
@@ -61,8 +67,19 @@ impl Metrics {
             )
             .expect("valid metric"),
         };
+        let topic_incarnation_mismatch = IntGauge::new(
+            "topic_incarnation_mismatch",
+            "1 while the live topic is not the incarnation the stored watermarks belong to",
+        )
+        .expect("valid metric");
+        let paused = IntGauge::new("paused", "1 while consumption is paused during retries").expect("valid metric");
+        let rebalances = IntCounterVec::new(Opts::new("rebalances_total", "Rebalance events, by kind"), &["kind"])
+            .expect("valid metric");
         for m in [
-            Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(topic_incarnation_mismatch.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(paused.clone()),
+            Box::new(rebalances.clone()),
+            Box::new(events.clone()),
             Box::new(batch_size.clone()),
             Box::new(batch_seconds.clone()),
             Box::new(end_to_end_lag_seconds.clone()),
@@ -88,6 +105,9 @@ impl Metrics {
             consumer_lag,
             sql_statements,
             cache,
+            topic_incarnation_mismatch,
+            paused,
+            rebalances,
         }
     }
 

@@ -21,6 +21,8 @@ pub struct OpsState {
     pub metrics: Metrics,
     /// False while the worker retries transient failures.
     pub healthy: Arc<AtomicBool>,
+    /// Why nothing is applied (the topic changed under the watermarks), if so.
+    pub mismatch: crate::incarnation::Mismatch,
 }
 
 pub fn serve(listener: TcpListener, state: OpsState) -> std::io::Result<Server> {
@@ -77,12 +79,17 @@ async fn readyz(state: web::Data<OpsState>) -> HttpResponse {
     } else {
         Err("retrying a transient failure (database or registry)".into())
     };
-    let ready = database.is_ok() && broker.is_ok() && processing.is_ok();
+    let topic: Result<(), String> = match state.mismatch.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        None => Ok(()),
+        Some(why) => Err(why),
+    };
+    let ready = database.is_ok() && broker.is_ok() && processing.is_ok() && topic.is_ok();
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "not ready" },
         "database": report(&database),
         "broker": report(&broker),
         "processing": report(&processing),
+        "topic": report(&topic),
     });
     if ready {
         HttpResponse::Ok().json(body)

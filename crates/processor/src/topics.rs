@@ -2,6 +2,10 @@
 //!
 //! Partitions are set with headroom at creation: the embedded broker cannot add partitions, and
 //! adding them on Kafka remaps keys (and so users) to other partitions.
+//!
+//! Replication and `min.insync.replicas` come from the settings: with acks=all, a 202 means the
+//! record is on `min.insync.replicas` brokers, so on a real cluster they must be above 1 (the
+//! Helm values default to 3 and 2; the embedded broker has one node, so 1 and 1).
 
 use std::time::Duration;
 
@@ -13,17 +17,23 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::config::Settings;
 
 /// Creates the topics; returns, per topic, whether it was created now (false: it existed).
-pub async fn create_topics(
-    settings: &Settings,
-    partitions: i32,
-    replication: i32,
-) -> anyhow::Result<Vec<(String, bool)>> {
+pub async fn create_topics(settings: &Settings) -> anyhow::Result<Vec<(String, bool)>> {
+    let (partitions, replication) = (settings.topic_partitions, settings.topic_replication);
+    let min_insync = settings.topic_min_insync_replicas;
+    anyhow::ensure!(partitions >= 1, "PROCESSOR_TOPIC_PARTITIONS={partitions}: a topic needs at least 1 partition");
+    anyhow::ensure!(
+        (1..=replication).contains(&min_insync),
+        "PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS={min_insync} must be between 1 and PROCESSOR_TOPIC_REPLICATION={replication}"
+    );
+    let min_insync = min_insync.to_string();
     let admin: AdminClient<DefaultClientContext> = events::kafka::client_config(&settings.kafka_bootstrap_servers)
         .create()
         .context("creating the Kafka admin client")?;
     let topics = [
-        NewTopic::new(&settings.topic, partitions, TopicReplication::Fixed(replication)),
-        NewTopic::new(&settings.dlq_topic, 1, TopicReplication::Fixed(replication)),
+        NewTopic::new(&settings.topic, partitions, TopicReplication::Fixed(replication))
+            .set("min.insync.replicas", &min_insync),
+        NewTopic::new(&settings.dlq_topic, 1, TopicReplication::Fixed(replication))
+            .set("min.insync.replicas", &min_insync),
     ];
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))

@@ -7,12 +7,16 @@
 //! skipped, so effects happen at most once while events are delivered at least once.
 //!
 //! Failures: a transient one (database, registry, broker) is retried with backoff and never
-//! dead-letters anything. A failure that may be the data's (a constraint, a panic in the model,
+//! dead-letters anything. While a retry lasts longer than [`KEEPALIVE`], the assigned partitions
+//! are paused and the consumer keeps polling, so an outage longer than `max.poll.interval.ms`
+//! does not make it leave the group; whatever the consumer delivers meanwhile is held, in order,
+//! for the next batch. A failure that may be the data's (a constraint, a panic in the model,
 //! a date range past the bound) splits the partition's batch in halves until the event is
 //! isolated; once it fails alone twice with the database answering, it goes to the DLQ, its
 //! sync is marked failed, and the partition goes on.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use events::{DeviceSynced, EventDecoder};
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
@@ -36,6 +40,7 @@ use crate::config::Settings;
 use crate::consumer::ProcessorConsumer;
 use crate::db::PgPool;
 use crate::dead_letter::{self, Poison};
+use crate::incarnation::{self, Mismatch, Verdict};
 use crate::metrics::Metrics;
 use crate::sync_outcome::{Position, SyncOutcome};
 
@@ -49,7 +54,14 @@ pub struct Worker {
     pub(crate) metrics: Metrics,
     /// False while transient failures (database, registry) are being retried; `/readyz` says so.
     pub(crate) healthy: Arc<AtomicBool>,
+    /// Why nothing may be applied (the topic is not the incarnation the watermarks know, or it
+    /// was not checked yet); None when applying is safe.
+    pub(crate) mismatch: Mismatch,
 }
+
+/// How long a retry may block the pipeline before the partitions are paused and the consumer is
+/// polled while it lasts.
+const KEEPALIVE: Duration = Duration::from_secs(1);
 
 /// One record's fate once decoded.
 enum Decoded {
@@ -74,14 +86,17 @@ impl Worker {
         info!("consuming {} as group {}", self.settings.topic, self.settings.group_id);
         let (decoded_tx, mut decoded_rx) = mpsc::channel::<DecodedBatch>(1);
         let read = async {
-            while let Some(batch) = self.next_batch(&shutdown).await {
-                let Some(decoded) = self.decode_batch(batch, &shutdown).await else { break };
-                if decoded_tx.send(decoded).await.is_err() {
+            // Delivered while partitions were paused; consumed first, so order is kept.
+            let mut held = VecDeque::new();
+            while let Some(batch) = self.next_batch(&mut held, &shutdown).await {
+                let Some(decoded) = self.decode_batch(batch, &mut held, &shutdown).await else { break };
+                if self.polling_while(&mut held, decoded_tx.send(decoded)).await.is_err() {
                     break;
                 }
             }
             drop(decoded_tx);
         };
+        let watch = self.watch_incarnation(&shutdown);
         let write = async {
             while let Some(batch) = decoded_rx.recv().await {
                 if !self.apply_batch(batch, &shutdown).await {
@@ -91,7 +106,7 @@ impl Worker {
             }
             decoded_rx.close();
         };
-        tokio::join!(read, write);
+        tokio::join!(read, write, watch);
         info!("stopping: committing stored offsets and leaving the group");
         if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             debug!("final commit: {e}");
@@ -100,8 +115,20 @@ impl Worker {
         Ok(())
     }
 
-    /// Waits for one message, then gathers more until the batch is full or its wait is over.
-    async fn next_batch(&self, shutdown: &CancellationToken) -> Option<Vec<OwnedMessage>> {
+    /// Takes what is held first; otherwise waits for one message. Then gathers more until the
+    /// batch is full or its wait is over.
+    async fn next_batch(
+        &self,
+        held: &mut VecDeque<OwnedMessage>,
+        shutdown: &CancellationToken,
+    ) -> Option<Vec<OwnedMessage>> {
+        if shutdown.is_cancelled() {
+            return None;
+        }
+        if !held.is_empty() {
+            let n = held.len().min(self.settings.batch_max_events);
+            return Some(held.drain(..n).collect());
+        }
         let first = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
@@ -124,7 +151,12 @@ impl Worker {
     }
 
     /// Decodes every record, retrying transient registry failures. None on shutdown.
-    async fn decode_batch(&self, messages: Vec<OwnedMessage>, shutdown: &CancellationToken) -> Option<DecodedBatch> {
+    async fn decode_batch(
+        &self,
+        messages: Vec<OwnedMessage>,
+        held: &mut VecDeque<OwnedMessage>,
+        shutdown: &CancellationToken,
+    ) -> Option<DecodedBatch> {
         let started = Instant::now();
         let mut decoded = Vec::with_capacity(messages.len());
         let mut backoff = Backoff::default();
@@ -136,7 +168,7 @@ impl Worker {
                         warn!("decoding {}: {e}; retrying", dead_letter::describe(message));
                         self.metrics.retries.inc();
                         self.healthy.store(false, Ordering::Relaxed);
-                        if !backoff.wait(shutdown).await {
+                        if !self.polling_while(held, backoff.wait(shutdown)).await {
                             return None;
                         }
                     }
@@ -183,8 +215,16 @@ impl Worker {
             let e = positions.entry(m.partition()).or_insert(m.offset());
             *e = (*e).max(m.offset());
         }
+        if !self.wait_for_safe_topic(shutdown).await {
+            return false;
+        }
+        // A poison record redelivered after its failure committed is in the DLQ already: the
+        // watermark says so, like for any other effect.
         let already_applied = if decoded.iter().any(|d| matches!(d, Decoded::Poison(..))) {
-            self.watermarks().await
+            match self.watermarks(shutdown).await {
+                Some(w) => w,
+                None => return false,
+            }
         } else {
             BTreeMap::new()
         };
@@ -259,17 +299,121 @@ impl Worker {
         sent
     }
 
-    /// The database watermark of every partition; empty when the database does not answer (then
-    /// a redelivered poison record is dead-lettered again, which at-least-once allows).
-    async fn watermarks(&self) -> BTreeMap<i32, i64> {
-        let (pool, topic) = (self.pool.clone(), self.settings.topic.clone());
-        let read = tokio::task::spawn_blocking(move || -> anyhow::Result<BTreeMap<i32, i64>> {
-            let mut conn = pool.get()?;
-            Ok(crate::sql::watermarks(&mut conn, &topic)?)
-        });
-        match read.await {
-            Ok(Ok(w)) => w,
-            _ => BTreeMap::new(),
+    /// The database watermark of every partition, retried while the database does not answer
+    /// (dead-lettering without it could send a record twice). None on shutdown.
+    async fn watermarks(&self, shutdown: &CancellationToken) -> Option<BTreeMap<i32, i64>> {
+        let mut backoff = Backoff::default();
+        loop {
+            let (pool, topic) = (self.pool.clone(), self.settings.topic.clone());
+            let read = tokio::task::spawn_blocking(move || -> anyhow::Result<BTreeMap<i32, i64>> {
+                let mut conn = pool.get()?;
+                Ok(crate::sql::watermarks(&mut conn, &topic)?)
+            });
+            match read.await {
+                Ok(Ok(w)) => return Some(w),
+                Ok(Err(e)) => warn!("reading the watermarks: {e}; retrying"),
+                Err(e) => warn!("reading the watermarks: {e}; retrying"),
+            }
+            self.metrics.retries.inc();
+            self.healthy.store(false, Ordering::Relaxed);
+            if !backoff.wait(shutdown).await {
+                return None;
+            }
+        }
+    }
+
+    /// Runs `work` to completion while keeping the consumer in its group: once it has taken
+    /// [`KEEPALIVE`], the assigned partitions are paused and the consumer is polled every second
+    /// until `work` is done; what it delivers meanwhile is held for the next batch.
+    async fn polling_while<F: Future>(&self, held: &mut VecDeque<OwnedMessage>, work: F) -> F::Output {
+        tokio::pin!(work);
+        if let Ok(out) = tokio::time::timeout(KEEPALIVE, &mut work).await {
+            return out;
+        }
+        self.metrics.paused.set(1);
+        info!("a dependency is being retried: partitions paused, the consumer keeps polling");
+        let out = loop {
+            // Again each time: a rebalance meanwhile may have assigned more partitions.
+            if let Ok(assigned) = self.consumer.assignment() {
+                if let Err(e) = self.consumer.pause(&assigned) {
+                    debug!("pausing: {e}");
+                }
+            }
+            tokio::select! {
+                out = &mut work => break out,
+                // A fresh recv each second polls librdkafka, which is what max.poll.interval.ms
+                // counts.
+                m = tokio::time::timeout(Duration::from_secs(1), self.consumer.recv()) => match m {
+                    Ok(Ok(m)) => held.push_back(m.detach()),
+                    Ok(Err(e)) => warn!("consumer: {e}"),
+                    Err(_) => {}
+                },
+            }
+        };
+        if let Ok(assigned) = self.consumer.assignment() {
+            if let Err(e) = self.consumer.resume(&assigned) {
+                warn!("resuming partitions: {e}");
+            }
+        }
+        self.metrics.paused.set(0);
+        info!("partitions resumed");
+        out
+    }
+
+    /// Waits while the topic may not be the incarnation the watermarks belong to. False on
+    /// shutdown.
+    async fn wait_for_safe_topic(&self, shutdown: &CancellationToken) -> bool {
+        loop {
+            if self.mismatch.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+                return true;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
+    /// Compares the live topic with the one the watermarks belong to, at start and every
+    /// [`incarnation::RECHECK`], until shutdown.
+    async fn watch_incarnation(&self, shutdown: &CancellationToken) {
+        let mut last_error: Option<String> = None;
+        loop {
+            let (consumer, pool, topic) = (self.consumer.clone(), self.pool.clone(), self.settings.topic.clone());
+            let checked = tokio::task::spawn_blocking(move || -> Result<Verdict, String> {
+                let live = incarnation::live(consumer.client(), &topic)?;
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                incarnation::check(&mut conn, &topic, &live).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let wait = match checked {
+                Ok(Verdict::Same) => {
+                    *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    self.metrics.topic_incarnation_mismatch.set(0);
+                    last_error = None;
+                    incarnation::RECHECK
+                }
+                Ok(Verdict::Changed { stored, live }) => {
+                    let message = incarnation::mismatch_message(&self.settings.topic, &stored, &live);
+                    error!("{message}");
+                    *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+                    self.metrics.topic_incarnation_mismatch.set(1);
+                    incarnation::RECHECK
+                }
+                // Unknown is not safe: a check that has never passed keeps applying off.
+                Err(e) => {
+                    if last_error.as_deref() != Some(e.as_str()) {
+                        warn!("checking which topic the watermarks belong to: {e}; retrying");
+                    }
+                    last_error = Some(e);
+                    Duration::from_secs(2)
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
     }
 

@@ -106,6 +106,24 @@ pub async fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut(
     }
 }
 
+/// Like [`eventually`], for a check that awaits.
+pub async fn eventually_async<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A small but complete DeviceSynced: 12 heart-rate samples, one RR block, 3 step epochs.
 pub fn sample_device_synced(user_id: &str, device_id: &str) -> DeviceSynced {
     use events::device_synced::*;
@@ -259,49 +277,98 @@ impl Drop for PrivateBroker {
 }
 
 /// A TCP proxy on loopback that a test can cut and restore, to take a dependency "down" without
-/// stopping the shared server behind it.
+/// stopping the shared server behind it; in front of an HTTP server it can also answer every
+/// request with an error status itself ([`TcpProxy::answer_http`]).
 pub struct TcpProxy {
     pub port: u16,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// 0: forward; 1: refuse; an HTTP status: answer it to every request.
+    mode: std::sync::Arc<std::sync::atomic::AtomicU16>,
     connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     accept: tokio::task::JoinHandle<()>,
 }
+
+const PROXY_FORWARD: u16 = 0;
+const PROXY_REFUSE: u16 = 1;
 
 impl TcpProxy {
     pub async fn start(target: &str) -> Self {
         use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mode = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(PROXY_FORWARD));
         let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (up2, conns2, target) = (up.clone(), connections.clone(), target.to_owned());
+        let (mode2, conns2, target) = (mode.clone(), connections.clone(), target.to_owned());
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection is refused in effect
-                }
                 let target = target.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
+                let task = match mode2.load(Ordering::SeqCst) {
+                    PROXY_REFUSE => continue, // dropped: the connection is refused in effect
+                    PROXY_FORWARD => tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    }),
+                    status => tokio::spawn(answer_every_request(inbound, status)),
+                };
                 conns2.lock().expect("lock").push(task);
             }
         });
-        Self { port, up, connections, accept }
+        Self { port, mode, connections, accept }
     }
 
     /// Cuts every open connection and refuses new ones.
     pub fn cut(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.switch(PROXY_REFUSE);
+    }
+
+    /// Cuts every open connection; new ones get `status` as the answer to each HTTP request.
+    pub fn answer_http(&self, status: u16) {
+        assert!(status >= 100, "an HTTP status");
+        self.switch(status);
+    }
+
+    pub fn restore(&self) {
+        self.switch(PROXY_FORWARD);
+    }
+
+    fn switch(&self, mode: u16) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
         for c in self.connections.lock().expect("lock").drain(..) {
             c.abort();
         }
     }
+}
 
-    pub fn restore(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+/// Reads HTTP requests (head, then a Content-Length body) and answers each with `status`.
+async fn answer_every_request(mut stream: tokio::net::TcpStream, status: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let body_len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if buf.len() < end + 4 + body_len {
+                break;
+            }
+            buf.drain(..end + 4 + body_len);
+            let body = format!(r#"{{"error_code":{status},"message":"injected by the test proxy"}}"#);
+            let answer = format!(
+                "HTTP/1.1 {status} Injected\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if stream.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 

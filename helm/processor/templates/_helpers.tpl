@@ -101,6 +101,7 @@ PROCESSOR_DLQ_TOPIC: {{ $s.kafka.dlqTopic | quote }}
 PROCESSOR_GROUP_ID: {{ $s.kafka.groupId | quote }}
 PROCESSOR_TOPIC_PARTITIONS: {{ $s.kafka.partitions | int64 | quote }}
 PROCESSOR_TOPIC_REPLICATION: {{ .Values.topics.replicationFactor | int64 | quote }}
+PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS: {{ .Values.topics.minInsyncReplicas | int64 | quote }}
 RUST_LOG: {{ $c.rustLog | quote }}
 PROCESSOR_DB_POOL_SIZE: {{ $c.dbPoolSize | int64 | quote }}
 PROCESSOR_BATCH_MAX_EVENTS: {{ $c.batchMaxEvents | int64 | quote }}
@@ -246,6 +247,9 @@ enable
 {{- end -}}
 {{- if lt $partitions 1 -}}
 {{- fail "kafka.partitions must be at least 1" -}}
+{{- end -}}
+{{- if gt (int .Values.topics.minInsyncReplicas) (int .Values.topics.replicationFactor) -}}
+{{- fail (printf "topics.minInsyncReplicas (%d) must be at most topics.replicationFactor (%d): a write could never be acknowledged" (int .Values.topics.minInsyncReplicas) (int .Values.topics.replicationFactor)) -}}
 {{- end -}}
 {{- if .Values.keda.enabled -}}
 {{- if gt (int .Values.keda.maxReplicaCount) $partitions -}}

@@ -46,6 +46,10 @@ pub async fn spawn_processor_with(adjust: impl FnOnce(&mut Settings)) -> TestPro
         batch_max_wait: Duration::from_millis(20),
         cache_budget_bytes: 64 << 20,
         max_series_days: 1096,
+        max_poll_interval: Duration::from_secs(300),
+        topic_partitions: 6,
+        topic_replication: 1,
+        topic_min_insync_replicas: 1,
     };
     let mut settings = settings;
     adjust(&mut settings);

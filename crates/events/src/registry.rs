@@ -1,0 +1,168 @@
+//! The Schema Registry client: schema_registry_converter's calls, with our own cache and our own
+//! error classification.
+//!
+//! schema_registry_converter's encoders and decoders cache every error per schema id for the
+//! life of the process, and count only transport errors and 502/503 as retriable. One 500 from
+//! a registry whose database blinked then turned into a permanent failure: a processor
+//! dead-lettered every event with that id, and an ingest-api never became ready. Here only
+//! successes are cached, and the HTTP status decides what a failure means.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use apache_avro::Schema;
+use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, post_schema, SrSettings};
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+
+/// How long one call to the registry may take before it counts as failed.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a registry failure means for whoever needed the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The registry is down, overloaded or misconfigured (5xx, 429, transport, auth, an answer
+    /// that is not the registry's): retry later; the record is fine.
+    Transient,
+    /// The registry answered that the schema does not exist or cannot be used (404, 422), or
+    /// served a schema that is not Avro: a record needing it can never be decoded.
+    Poison,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct RegistryError {
+    pub fault: Fault,
+    /// The registry's HTTP status, when it answered.
+    pub status: Option<u16>,
+    message: String,
+}
+
+impl RegistryError {
+    fn from_src(what: &str, e: &SRCError) -> Self {
+        let status = http_status(e);
+        let fault = classify(e.retriable, status);
+        let cause = e.cause.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+        Self { fault, status, message: format!("{what}: {}{cause}", e.error) }
+    }
+
+    fn poison(message: String) -> Self {
+        Self { fault: Fault::Poison, status: None, message }
+    }
+}
+
+/// 404 and 422 say the schema is not there or not acceptable: poison. Everything else (5xx,
+/// 429, 401/403, transport, an unreadable answer) may pass, so it is retried.
+pub fn classify(retriable: bool, status: Option<u16>) -> Fault {
+    match status {
+        _ if retriable => Fault::Transient,
+        Some(404 | 422) => Fault::Poison,
+        _ => Fault::Transient,
+    }
+}
+
+/// schema_registry_converter keeps the status only in its message ("… failed with status 500
+/// Internal Server Error"); the crate is pinned, and a test below holds that format.
+fn http_status(e: &SRCError) -> Option<u16> {
+    let (_, rest) = e.error.split_once("failed with status ")?;
+    rest.get(..3)?.parse().ok()
+}
+
+/// Registry calls with a success-only cache: schemas by id, and ids by registered schema.
+pub struct RegistryClient {
+    settings: SrSettings,
+    by_id: RwLock<HashMap<u32, Arc<Schema>>>,
+    registered: RwLock<HashMap<(String, String), u32>>,
+}
+
+impl RegistryClient {
+    pub fn new(registry_url: &str) -> Result<Self, RegistryError> {
+        let settings = SrSettings::new_builder(registry_url.to_owned())
+            .set_timeout(REGISTRY_TIMEOUT)
+            .no_proxy()
+            .build()
+            .map_err(|e| RegistryError::from_src("configuring the registry client", &e))?;
+        Ok(Self { settings, by_id: RwLock::default(), registered: RwLock::default() })
+    }
+
+    /// The writer schema with this id, parsed. Cached once fetched; failures are not cached.
+    pub async fn schema(&self, id: u32) -> Result<Arc<Schema>, RegistryError> {
+        if let Some(s) = self.by_id.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(s.clone());
+        }
+        let registered = get_schema_by_id(id, &self.settings)
+            .await
+            .map_err(|e| RegistryError::from_src(&format!("fetching schema {id}"), &e))?;
+        if registered.schema_type != SchemaType::Avro {
+            return Err(RegistryError::poison(format!("schema {id} is {:?}, not Avro", registered.schema_type)));
+        }
+        if !registered.references.is_empty() {
+            return Err(RegistryError::poison(format!(
+                "schema {id} has references, which this reader does not resolve"
+            )));
+        }
+        let schema = Schema::parse_str(&registered.schema)
+            .map_err(|e| RegistryError::poison(format!("schema {id} from the registry is not valid Avro: {e}")))?;
+        let schema = Arc::new(schema);
+        self.by_id.write().unwrap_or_else(|p| p.into_inner()).insert(id, schema.clone());
+        Ok(schema)
+    }
+
+    /// Registers `schema_json` under `subject` (or finds it) and returns its id.
+    pub async fn register(&self, subject: &str, schema_json: &str) -> Result<u32, RegistryError> {
+        let key = (subject.to_owned(), schema_json.to_owned());
+        if let Some(id) = self.registered.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(*id);
+        }
+        let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema_json.to_owned());
+        let registered = post_schema(&self.settings, subject.to_owned(), supplied)
+            .await
+            .map_err(|e| RegistryError::from_src(&format!("registering a schema under {subject}"), &e))?;
+        self.registered.write().unwrap_or_else(|p| p.into_inner()).insert(key, registered.id);
+        Ok(registered.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: &str) -> SRCError {
+        SRCError::non_retryable_with_cause(
+            "couldn't parse schema registry error json",
+            &format!("HTTP request to schema registry failed with status {status}"),
+        )
+    }
+
+    #[test]
+    fn the_status_is_read_from_the_library_s_message() {
+        assert_eq!(http_status(&answered("500 Internal Server Error")), Some(500));
+        assert_eq!(http_status(&answered("404 Not Found")), Some(404));
+        assert_eq!(http_status(&SRCError::non_retryable_without_cause("Could not get id from response")), None);
+    }
+
+    #[test]
+    fn server_errors_throttling_and_transport_are_transient() {
+        for status in
+            ["500 Internal Server Error", "503 Service Unavailable", "429 Too Many Requests", "401 Unauthorized"]
+        {
+            let e = RegistryError::from_src("fetching schema 1", &answered(status));
+            assert_eq!(e.fault, Fault::Transient, "{status}");
+        }
+        let transport = SRCError::retryable_with_cause("connection refused", "could not reach the registry");
+        assert_eq!(RegistryError::from_src("fetching schema 1", &transport).fault, Fault::Transient);
+        // An answer that is not the registry's (a proxy's page) may pass too.
+        let unreadable = SRCError::non_retryable_without_cause("could not parse to RawRegisteredSchema");
+        assert_eq!(RegistryError::from_src("fetching schema 1", &unreadable).fault, Fault::Transient);
+    }
+
+    #[test]
+    fn not_found_and_unprocessable_are_poison() {
+        for status in ["404 Not Found", "422 Unprocessable Entity"] {
+            let e = RegistryError::from_src("fetching schema 1", &answered(status));
+            assert_eq!(e.fault, Fault::Poison, "{status}");
+            assert_eq!(e.status, Some(status[..3].parse().unwrap()));
+        }
+    }
+}
