@@ -8,6 +8,9 @@ use rdkafka::config::ClientConfig;
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
+    // A broker back from an outage is reconnected to within a second (librdkafka's default
+    // backoff grows to 10 s, which is most of a short outage's recovery).
+    config.set("reconnect.backoff.ms", "100").set("reconnect.backoff.max.ms", "1000");
     for (name, value) in std::env::vars() {
         if let Some(property) = property_name(&name) {
             config.set(property, value);

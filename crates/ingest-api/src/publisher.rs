@@ -109,7 +109,9 @@ impl Publisher {
                     log::warn!("registering the DeviceSynced schema: {e}; retrying in {delay:?}");
                     *self.registration_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    // Capped low: the cap bounds how long after the registry's recovery this
+                    // instance stays unready.
+                    delay = (delay * 2).min(Duration::from_secs(2));
                 }
             }
         }

@@ -35,6 +35,7 @@ async fn spawn_stack(with_processor: bool) -> Stack {
         topic: topic.clone(),
         dlq_topic: format!("{topic}.dlq"),
         group_id: unique("processor"),
+        group_instance_id: None,
         ops_addr: "127.0.0.1:0".into(),
         db_pool_size: 4,
         batch_max_events: 100,

@@ -12,6 +12,10 @@ pub struct Settings {
     pub topic: String,
     pub dlq_topic: String,
     pub group_id: String,
+    /// Kafka static membership (`group.instance.id`): a member restarted with the same id (a
+    /// crashed container in the same pod) takes its partitions back at once, instead of after the
+    /// dead member's session timeout. None: dynamic membership.
+    pub group_instance_id: Option<String>,
     /// Address of `/healthz`, `/readyz` and `/metrics`; port 0 picks a free one.
     pub ops_addr: String,
     pub db_pool_size: u32,
@@ -42,6 +46,7 @@ impl Settings {
             topic: var("PROCESSOR_TOPIC", events::DEVICE_SYNCED_TOPIC),
             dlq_topic: var("PROCESSOR_DLQ_TOPIC", events::DEVICE_SYNCED_DLQ_TOPIC),
             group_id: var("PROCESSOR_GROUP_ID", "processor"),
+            group_instance_id: std::env::var("PROCESSOR_GROUP_INSTANCE_ID").ok().filter(|v| !v.is_empty()),
             ops_addr: var("PROCESSOR_OPS_ADDR", "127.0.0.1:9090"),
             db_pool_size: parse("PROCESSOR_DB_POOL_SIZE", "8")?,
             batch_max_events: parse("PROCESSOR_BATCH_MAX_EVENTS", "2000")?,

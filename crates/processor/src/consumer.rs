@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::ClientContext;
 
@@ -49,10 +49,16 @@ impl ConsumerContext for ProcessorContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// What is assigned starts resumed: a partition paused during a retry and revoked must not
+    /// come back paused, never to be fetched again (the worker pauses it again if it is still
+    /// retrying).
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             info!("partitions assigned: {}", describe(partitions));
             self.rebalances.with_label_values(&["assign"]).inc();
+            if let Err(e) = consumer.resume(partitions) {
+                warn!("resuming assigned partitions {}: {e}", describe(partitions));
+            }
         }
     }
 }
@@ -73,7 +79,11 @@ pub fn consumer(
     metrics: &Metrics,
     cache: Arc<Mutex<ModelCache>>,
 ) -> anyhow::Result<ProcessorConsumer> {
-    let consumer: ProcessorConsumer = events::kafka::client_config(&settings.kafka_bootstrap_servers)
+    let mut config = events::kafka::client_config(&settings.kafka_bootstrap_servers);
+    if let Some(instance) = &settings.group_instance_id {
+        config.set("group.instance.id", instance);
+    }
+    let consumer: ProcessorConsumer = config
         .set("group.id", &settings.group_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.auto.offset.store", "false")
@@ -81,7 +91,9 @@ pub fn consumer(
         .set("auto.commit.interval.ms", "1000")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", "10000")
+        // A member killed without leaving holds its partitions this long; 6 s is Kafka's floor
+        // (group.min.session.timeout.ms), and heartbeats every second keep a live member in.
+        .set("session.timeout.ms", "6000")
         .set("max.poll.interval.ms", settings.max_poll_interval.as_millis().to_string())
         // What may arrive while partitions are paused is held in memory: keep the prefetch small.
         .set("queued.max.messages.kbytes", "16384")

@@ -84,7 +84,7 @@ async fn a_database_outage_longer_than_the_poll_interval_keeps_the_member_in_its
     let database = TcpProxy::start("127.0.0.1:5432").await;
     let p = spawn_processor_with(|s| {
         s.database_url = s.database_url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", database.port));
-        // librdkafka's floor is session.timeout.ms (10 s).
+        // At least session.timeout.ms (6 s); shorter than the outage below.
         s.max_poll_interval = Duration::from_secs(10);
     })
     .await;
@@ -110,6 +110,56 @@ async fn a_database_outage_longer_than_the_poll_interval_keeps_the_member_in_its
     );
     assert_eq!(metric(&p, "processor_paused").await, 0.0, "resumed");
     p.stop().await;
+}
+
+#[actix_web::test]
+async fn partitions_revoked_while_paused_are_fetched_again_when_they_come_back() {
+    // The first instance reaches PostgreSQL through a proxy; the second directly.
+    let database = TcpProxy::start("127.0.0.1:5432").await;
+    let a = spawn_processor_with(|s| {
+        s.database_url = s.database_url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", database.port));
+    })
+    .await;
+    let shared_db = a.db.url.clone();
+    let before = syncs("paused", 6);
+    for e in &before[..3] {
+        produce_event(&a.settings.topic, e).await;
+    }
+    wait_processed(&a, &before[..3], Duration::from_secs(30)).await;
+    database.cut();
+    for e in &before[3..] {
+        produce_event(&a.settings.topic, e).await;
+    }
+    eventually_async(Duration::from_secs(20), "the first instance paused", || async {
+        (metric(&a, "processor_paused").await == 1.0).then_some(())
+    })
+    .await;
+    // A second member takes some partitions from the paused one, applies them, and leaves: they
+    // go back to the first, which must fetch them again once its database is back.
+    let settings = a.settings.clone();
+    let b = spawn_processor_with(|s| {
+        *s = settings.clone();
+        s.database_url = shared_db.clone();
+    })
+    .await;
+    eventually_async(Duration::from_secs(30), "the second member assigned", || async {
+        (metric(&b, "processor_rebalances_total").await >= 1.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    b.stop().await;
+    database.restore();
+    let after: Vec<DeviceSynced> =
+        (0..9).map(|i| testkit::sample_device_synced(&format!("back-{i}"), &format!("back-band-{i}"))).collect();
+    for e in &after {
+        produce_event(&settings.topic, e).await;
+    }
+    let all: Vec<DeviceSynced> = before.iter().chain(&after).cloned().collect();
+    eventually(Duration::from_secs(60), "every sync processed, on every partition", || {
+        (statuses_in(&shared_db, &all) == all.len() as i64).then_some(())
+    })
+    .await;
+    a.stop().await;
 }
 
 /// Starts the real binary on `topic` and `db`; its stderr is captured.

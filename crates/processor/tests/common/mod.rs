@@ -40,6 +40,7 @@ pub async fn spawn_processor_with(adjust: impl FnOnce(&mut Settings)) -> TestPro
         dlq_topic: format!("{topic}.dlq"),
         topic,
         group_id: unique("processor"),
+        group_instance_id: None,
         ops_addr: "127.0.0.1:0".into(),
         db_pool_size: 4,
         batch_max_events: 100,
