@@ -291,8 +291,14 @@ class Stack:
     def processor_env(self, n):
         s = self.s
         # The processor reaches PostgreSQL through the cuttable proxy; everything else does not.
-        return dict(self.service_env(), DATABASE_URL=s.pg_url(s.model_db, s.ports["pg_proxy"]),
-                    PROCESSOR_OPS_ADDR=f"127.0.0.1:{s.ports[f'ops{n}']}")
+        env = dict(self.service_env(), DATABASE_URL=s.pg_url(s.model_db, s.ports["pg_proxy"]),
+                   PROCESSOR_OPS_ADDR=f"127.0.0.1:{s.ports[f'ops{n}']}")
+        if n == 1:
+            # Static membership, as a Kubernetes pod restarting its container has it: the
+            # restarted processor takes its partitions back at once. The joiners of the
+            # rebalance storm stay dynamic, so they leave the group when they stop.
+            env["PROCESSOR_GROUP_INSTANCE_ID"] = "chaos-processor-1"
+        return env
 
     def start_processor(self, n=1, wait_healthy=True):
         self.processors[n] = Service(self, f"processor-{n}", [f"{self.s.bin}/processor", "run"],
