@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/fitness/target
 export FITNESS_TOOLS_DIR ?= $(HOME)/.cache/fitness/tools
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run stop test lint build fmt tools schemas-check schemas-diff schemas-register helm-check bench chaos
+.PHONY: help run stop test lint build fmt tools schemas-check schemas-diff schemas-register helm-check bench chaos fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ schemas-register: ## Set levels and register new versions at REGISTRY (dry run; 
 
 bench: ## Micro and system benchmarks against release builds; writes docs/benchmarks.md, .json and docs/capacity.md
 	@deploy/bench.sh
+
+fuzz: ## Every fuzz target in release, FUZZ_CASES each (default 1,000,000); writes docs/fuzz.md
+	@deploy/fuzz.sh
 
 chaos: ## Chaos suite on a private stack (release): faults under load, nothing lost; writes docs/reliability.md and .json; SOAK=30m soaks instead
 	@deploy/chaos.sh $(if $(SOAK),--soak $(SOAK))

@@ -6,175 +6,19 @@
 //! - Exhaustive: every integer field of a command set to each extreme value is answered (accepted
 //!   or rejected), never a panic or an overflow (tests build with overflow checks); a time field
 //!   set to an extreme is rejected.
+//!
+//! The commands and hostile values (`tests/support`) and the mutations (`testkit::fuzz`) are
+//! shared with the fuzz targets (`tests/fuzz.rs`).
+
+mod support;
 
 use ingest_api::command::{self, full, parse_command, parse_typed, Rejection, ValidSync, Violations};
 use ingest_api::config::Limits;
 use ingest_api::example::standard_sync;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-
-const END: i64 = 1_764_000_000_000;
-const NOW: i64 = END + 1_200;
-
-/// A command with every kind of sample, the long arrays cut to `keep` items so mutations land
-/// anywhere in it.
-fn rich_command(seed: u64, keep: usize) -> Value {
-    let mut body = standard_sync(uuid::Uuid::from_u128(u128::from(seed) + 1), END, seed, true);
-    let start = body["window"]["start_ms"].as_i64().unwrap();
-    for kind in ["heart_rate", "steps", "sleep"] {
-        body[kind].as_array_mut().unwrap().truncate(keep);
-    }
-    body["rr"]["blocks"][0]["intervals"].as_array_mut().unwrap().truncate(keep);
-    body["rr"]["blocks"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"first_beat_ms": start + 60_000, "intervals": [800, 810]}));
-    body["workouts"] =
-        json!([{"id": "w-1", "version": 2, "sport": "running", "start_ms": END - 600_000, "end_ms": END - 60_000}]);
-    body["spo2"] = json!([{"t": start + 1_000, "percent": 96}, {"t": start + 2_000, "percent": 255}]);
-    body["skin_temperature"] = json!([{"night_end_ms": start + 5_000, "deviation_c": 0.3}]);
-    body["wear"] = json!([{"t": start + 3_000, "state": "on_wrist"}, {"t": start + 4_000, "state": "off_wrist"}]);
-    body["profile"]["hr_max"] = json!(188);
-    body["device"]["battery_percent"] = json!(255);
-    body
-}
-
-/// Every path in a JSON tree, as keys and indices.
-#[derive(Debug, Clone)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-fn paths(v: &Value, prefix: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
-    out.push(prefix.clone());
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m {
-                prefix.push(Step::Key(k.clone()));
-                paths(child, prefix, out);
-                prefix.pop();
-            }
-        }
-        Value::Array(a) => {
-            for (i, child) in a.iter().enumerate() {
-                prefix.push(Step::Index(i));
-                paths(child, prefix, out);
-                prefix.pop();
-            }
-        }
-        _ => {}
-    }
-}
-
-fn at<'v>(v: &'v mut Value, path: &[Step]) -> &'v mut Value {
-    path.iter().fold(v, |v, step| match step {
-        Step::Key(k) => &mut v[k.as_str()],
-        Step::Index(i) => &mut v[*i],
-    })
-}
-
-/// Values that stress a parser: wrong types, sentinels, extremes, near-misses of enum names.
-fn hostile(pick: usize, near: &Value) -> Value {
-    let n = near.as_i64().unwrap_or(0);
-    let candidates = [
-        Value::Null,
-        json!(true),
-        json!(0),
-        json!(-1),
-        json!(255),
-        json!(65535),
-        json!(i64::MIN),
-        json!(i64::MAX),
-        json!(u64::MAX),
-        json!(i64::MAX / 4),
-        json!(i64::MAX / 4 + 1),
-        json!(1.5),
-        json!(-0.0),
-        json!(1e300),
-        json!(""),
-        json!("   "),
-        json!("x".repeat(300)),
-        json!("é\u{0}\"\\"),
-        json!("locked"),
-        json!("strap"),
-        json!("1/1024s"),
-        json!("rem"),
-        json!("female"),
-        json!("off_wrist"),
-        json!(uuid::Uuid::from_u128(7).to_string()),
-        json!([]),
-        json!({}),
-        json!([1, 2, 3]),
-        json!([n, 70, "locked"]),
-        json!({"t": n}),
-        json!({"unit": "ms"}),
-        json!(n.saturating_add(1)),
-        json!(n.saturating_sub(1)),
-        json!(n.saturating_add(86_400_000)),
-        json!(n.saturating_sub(40 * 86_400_000)),
-        json!(n.saturating_mul(2)),
-    ];
-    candidates[pick % candidates.len()].clone()
-}
-
-#[derive(Debug, Clone)]
-enum Mutation {
-    Replace { path: usize, pick: usize },
-    Remove { path: usize },
-    Duplicate { path: usize },
-    Unknown { path: usize },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        6 => (any::<usize>(), any::<usize>()).prop_map(|(path, pick)| Mutation::Replace { path, pick }),
-        2 => any::<usize>().prop_map(|path| Mutation::Remove { path }),
-        1 => any::<usize>().prop_map(|path| Mutation::Duplicate { path }),
-        1 => any::<usize>().prop_map(|path| Mutation::Unknown { path }),
-    ]
-}
-
-fn apply(body: &mut Value, m: &Mutation) {
-    let mut all = Vec::new();
-    paths(body, &mut Vec::new(), &mut all);
-    let choose = |i: usize| all[i % all.len()].clone();
-    match *m {
-        Mutation::Replace { path, pick } => {
-            let path = choose(path);
-            let target = at(body, &path);
-            *target = hostile(pick, target);
-        }
-        Mutation::Remove { path } => {
-            let path = choose(path);
-            if let Some((last, parent)) = path.split_last() {
-                match (at(body, parent), last) {
-                    (Value::Object(o), Step::Key(k)) => {
-                        o.remove(k);
-                    }
-                    (Value::Array(a), Step::Index(i)) => {
-                        a.remove(*i);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Mutation::Duplicate { path } => {
-            let path = choose(path);
-            if let Value::Array(a) = at(body, &path) {
-                if let Some(first) = a.first().cloned() {
-                    a.push(first);
-                }
-            }
-        }
-        Mutation::Unknown { path } => {
-            let path = choose(path);
-            if let Value::Object(o) = at(body, &path) {
-                o.insert("from_a_newer_app".into(), json!({"anything": [1, "two"]}));
-            }
-        }
-    }
-}
+use support::{hostile, rich_command, END, NOW};
+use testkit::fuzz::{apply, at, mutation, paths, Mutation, Step};
 
 fn limits(small: bool) -> Limits {
     if small {
@@ -221,7 +65,7 @@ fn the_typed_and_full_paths_accept_the_same_commands_alike() {
         let mut body = rich_command(seed, keep);
         let id = body["sync_id"].as_str().unwrap().to_owned();
         for m in &mutations {
-            apply(&mut body, m);
+            apply(&mut body, m, hostile);
         }
         let other = uuid::Uuid::from_u128(99).to_string();
         let key = match key {

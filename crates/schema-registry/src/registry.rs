@@ -51,7 +51,14 @@ pub fn parse_candidate(conn: &mut PgConnection, req: &SchemaRequest) -> Result<C
         )));
     }
     let referenced = resolve_references(conn, &req.references)?;
-    let parsed = parse(&req.schema, &referenced)?;
+    candidate(req, &referenced)
+}
+
+/// The part of [`parse_candidate`] that needs no database: an Avro request parsed, with the
+/// texts of the schemas it references (`referenced`, dependencies first), and canonicalised.
+/// Split out so it can be fuzzed (`tests/fuzz.rs`).
+pub fn candidate(req: &SchemaRequest, referenced: &[String]) -> Result<Candidate, ApiError> {
+    let parsed = parse(&req.schema, referenced)?;
     Ok(Candidate {
         text: req.schema.clone(),
         canonical: canonical_json(&req.schema)?,
@@ -61,12 +68,34 @@ pub fn parse_candidate(conn: &mut PgConnection, req: &SchemaRequest) -> Result<C
 }
 
 fn parse(text: &str, referenced: &[String]) -> Result<Schema, ApiError> {
-    let result = if referenced.is_empty() {
-        Schema::parse_str(text)
-    } else {
-        Schema::parse_str_with_list(text, referenced).map(|(s, _)| s)
-    };
-    result.map_err(|e| ApiError::InvalidSchema(e.to_string()))
+    // apache-avro 0.22 panics on schemas that carry an attribute named like a keyword ("items",
+    // "values", "fields") holding something that is not a schema, e.g. an array type with
+    // "values": 5: `canonical_form` always does, and `parse_str` does when a field's default does
+    // not fit such a type. A request must not panic the registry, and a stored schema whose
+    // canonical form panics would crash every consumer that computes it (events' EventDecoder
+    // does, for each writer schema), so both are run here and a panic rejects the schema.
+    // Found by tests/fuzz.rs.
+    let attempt = std::panic::catch_unwind(|| {
+        let result = if referenced.is_empty() {
+            Schema::parse_str(text)
+        } else {
+            Schema::parse_str_with_list(text, referenced).map(|(s, _)| s)
+        };
+        result.inspect(|schema| {
+            schema.canonical_form();
+        })
+    });
+    match attempt {
+        Ok(result) => result.map_err(|e| ApiError::InvalidSchema(e.to_string())),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ApiError::InvalidSchema(format!("the Avro library cannot process it: {why}")))
+        }
+    }
 }
 
 /// The texts of the referenced schemas (and of what they reference), dependencies first.

@@ -4,6 +4,8 @@
 //! The tests use real components over real connections. `make test` (see `deploy/test-stack.sh`)
 //! starts the broker and the registry on free ports and exports where they are.
 
+pub mod fuzz;
+
 use std::time::Duration;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
