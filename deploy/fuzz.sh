@@ -4,7 +4,8 @@
 # starts and ends, and writes docs/fuzz.md: per target the cases run and the time, with the
 # command that produced it. Every figure in it is what the run printed; none is typed in.
 #
-# Knobs: FUZZ_CASES (cases per target), FUZZ_CRATES (default "ingest-api events schema-registry").
+# Knobs: FUZZ_CASES (cases per target), FUZZ_CRATES (default "ingest-api events schema-registry"),
+# FUZZ_REPORT (where the report goes, default docs/fuzz.md; elsewhere for a trial run).
 # PROPTEST_RNG_SEED fixes proptest's seed (random otherwise, so each run explores new inputs).
 # A failing target does not stop the others: its shrunk input is in its log, the report marks
 # it, and the command exits non-zero.
@@ -15,7 +16,7 @@ source deploy/lib.sh
 export FUZZ_CASES=${FUZZ_CASES:-1000000}
 FUZZ_CRATES=${FUZZ_CRATES:-"ingest-api events schema-registry"}
 RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/fitness-fuzz.XXXXXX")
-REPORT=docs/fuzz.md
+REPORT=${FUZZ_REPORT:-docs/fuzz.md}
 
 command="make fuzz"
 [[ $FUZZ_CASES != 1000000 ]] && command="FUZZ_CASES=$FUZZ_CASES $command"
@@ -82,7 +83,7 @@ done <<<"$binaries"
     echo "test\` runs them with a small case count (\`FUZZ_CASES\`), \`make fuzz\` with many more in a"
     echo "release build. Written by \`deploy/fuzz.sh\`; do not edit by hand."
     echo
-    echo "Command: \`$command\` on $(date -u +%Y-%m-%d) at commit $(git rev-parse --short HEAD)"
+    echo "Command: \`$command\` on $(date -u +%Y-%m-%d) at commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' with uncommitted changes')"
     echo "($(nproc) cores; other work may have shared them). Seconds are the target's own run, excluding"
     echo "the build; the whole run took $((SECONDS - started_all)) s."
     if ((FUZZ_CASES < 1000000)); then
@@ -119,8 +120,8 @@ done <<<"$binaries"
     echo "  \"values\": 5}\`: \`Schema::canonical_form\` always, \`Schema::parse_str\` when a field's default does not"
     echo "  fit such a type. Fixed in the registry (\`registry::parse\` catches the panic and rejects the"
     echo "  schema with a reason; inputs kept in \`a_keyword_attribute_that_is_not_a_schema_is_an_invalid_schema_not_a_panic\`)."
-    echo "  A consumer reading from another registry still parses and canonicalises what it is served"
-    echo "  (\`events::registry::RegistryClient::schema\`, \`EventDecoder\`)."
+    echo "  A consumer served a schema by another registry: \`events::registry::RegistryClient::schema\` makes"
+    echo "  one whose canonical form panics poison; its \`Schema::parse_str\` is not guarded yet."
     echo "- The direct Avro path (\`read_deser\`, taken when the writer's schema is the reader's) does not"
     echo "  check that a \`uuid\` string is a UUID; \`decode_datum\` does. The processor parses both ids itself"
     echo "  and dead-letters such an event either way."
