@@ -69,6 +69,9 @@ impl EventEncoder {
     }
 }
 
+/// The most one Avro length prefix may allocate while decoding.
+const MAX_ALLOCATION_BYTES: usize = 64 << 20;
+
 /// Decodes with the writer's schema (looked up by id) and resolves the datum into the reader's
 /// schema, so records written with older or newer compatible schemas become the reader's type.
 ///
@@ -83,6 +86,10 @@ pub struct EventDecoder {
 
 impl EventDecoder {
     pub fn new(registry_url: &str, reader: &'static Schema) -> Result<Self, CodecError> {
+        // A length prefix may claim up to this much; apache-avro's default is 512 MiB, and a
+        // 10-byte datum could reserve that. An event is at most a few MB. Process-wide, and the
+        // first call wins (a decode before it would fix the default).
+        apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
         Ok(Self { registry: RegistryClient::new(registry_url)?, reader, direct: Mutex::default() })
     }
 

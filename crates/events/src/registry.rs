@@ -102,16 +102,25 @@ impl RegistryClient {
                 "schema {id} has references, which this reader does not resolve"
             )));
         }
-        let schema = Schema::parse_str(&registered.schema)
-            .map_err(|e| RegistryError::poison(format!("schema {id} from the registry is not valid Avro: {e}")))?;
-        // apache-avro 0.22 panics computing the canonical form of some schemas that parse (an
-        // attribute named like a keyword holding a non-schema); the decoder computes it, and a
-        // schema from another registry must not panic the consumer.
-        if std::panic::catch_unwind(|| schema.canonical_form()).is_err() {
-            return Err(RegistryError::poison(format!(
-                "schema {id} from the registry cannot be processed by apache-avro"
-            )));
-        }
+        // apache-avro 0.22 panics on some schemas (an attribute named like a keyword holding a
+        // non-schema): in parse_str when a default does not fit, and always in canonical_form,
+        // which the decoder computes. A schema from another registry must not panic the consumer.
+        let parsed = std::panic::catch_unwind(|| {
+            Schema::parse_str(&registered.schema).inspect(|s| {
+                s.canonical_form();
+            })
+        });
+        let schema = match parsed {
+            Ok(Ok(schema)) => schema,
+            Ok(Err(e)) => {
+                return Err(RegistryError::poison(format!("schema {id} from the registry is not valid Avro: {e}")))
+            }
+            Err(_) => {
+                return Err(RegistryError::poison(format!(
+                    "schema {id} from the registry cannot be processed by apache-avro"
+                )))
+            }
+        };
         let schema = Arc::new(schema);
         self.by_id.write().unwrap_or_else(|p| p.into_inner()).insert(id, schema.clone());
         Ok(schema)
