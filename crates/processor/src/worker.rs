@@ -323,15 +323,27 @@ impl Worker {
     }
 
     /// Runs `work` to completion while keeping the consumer in its group: once it has taken
-    /// [`KEEPALIVE`], the assigned partitions are paused and the consumer is polled every second
-    /// until `work` is done; what it delivers meanwhile is held for the next batch.
+    /// [`KEEPALIVE`] while a retry is under way, the assigned partitions are paused and the
+    /// consumer is polled every second until `work` is done; what it delivers meanwhile is held
+    /// for the next batch.
     async fn polling_while<F: Future>(&self, held: &mut VecDeque<OwnedMessage>, work: F) -> F::Output {
         tokio::pin!(work);
-        if let Ok(out) = tokio::time::timeout(KEEPALIVE, &mut work).await {
-            return out;
+        let started = tokio::time::Instant::now();
+        // A slow batch (a big catch-up batch in a debug build) is not an outage: pausing would
+        // drop the prefetched records for nothing. Pause while something is being retried or
+        // the topic is in doubt, or when the wait nears half of max.poll.interval.ms anyway.
+        loop {
+            if let Ok(out) = tokio::time::timeout(KEEPALIVE, &mut work).await {
+                return out;
+            }
+            let retrying = !self.healthy.load(Ordering::Relaxed)
+                || self.mismatch.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+            if retrying || started.elapsed() > self.settings.max_poll_interval / 2 {
+                break;
+            }
         }
         self.metrics.paused.set(1);
-        info!("a dependency is being retried: partitions paused, the consumer keeps polling");
+        info!("waiting on a retry: partitions paused, the consumer keeps polling to stay in the group");
         let out = loop {
             // Again each time: a rebalance meanwhile may have assigned more partitions.
             if let Ok(assigned) = self.consumer.assignment() {
