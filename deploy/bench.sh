@@ -115,12 +115,15 @@ PIDS+=("$BROKER_PID")
 REG_DB="bench_registry_$$" MODEL_DB="bench_model_$$" MODEL_DB2="bench_model2_$$" BASE_DB="bench_baseline_$$"
 for db in "$REG_DB" "$MODEL_DB" "$MODEL_DB2" "$BASE_DB"; do ensure_database "$db"; DBS+=("$db"); done
 REG_PORT=$(free_port)
+# Authenticated, as in production: argon2 runs once per client, then the verified-credentials cache.
+make_registry_credentials "$RUN_DIR/registry" "$REL/schema-registry"
 SCHEMA_REGISTRY_LISTEN_ADDR="127.0.0.1:$REG_PORT" SCHEMA_REGISTRY_DATABASE_URL=$(pg_url "$REG_DB") \
-    RUST_LOG=warn "$REL/schema-registry" >"$RUN_DIR/registry.log" 2>&1 &
+    SCHEMA_REGISTRY_AUTH_FILE="$REGISTRY_AUTH_FILE" RUST_LOG=warn "$REL/schema-registry" >"$RUN_DIR/registry.log" 2>&1 &
 PIDS+=("$!")
 wait_for_http "http://127.0.0.1:$REG_PORT/healthz" "${PIDS[-1]}" "the registry" "$RUN_DIR/registry.log"
 
 export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT" SCHEMA_REGISTRY_URL="http://127.0.0.1:$REG_PORT"
+export SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO="$REGISTRY_WRITER_USER_INFO"
 AUTH_TOKEN_SECRET="bench-secret-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 export AUTH_TOKEN_SECRET
 export RUST_LOG=warn
@@ -129,10 +132,18 @@ DATABASE_URL=$(pg_url "$MODEL_DB") PROCESSOR_TOPIC_PARTITIONS=$BACKLOG_PARTITION
     PROCESSOR_TOPIC=$BACKLOG_TOPIC PROCESSOR_DLQ_TOPIC=$BACKLOG_TOPIC.dlq "$REL/processor" create-topics
 
 # Starts an ingest-api on a free port publishing to the given topic; sets STARTED_PID and STARTED_URL.
+# Its POST limits are far above the load (unless set by the caller): devsim load spreads
+# saturation (tens of thousands of syncs/s) over 1000 devices and users, and the backlog's
+# `devsim run` sends each user's history back to back, tens of syncs/s per device where the
+# defaults allow a phone's 1/s. The limiter still runs, so its cost is in the figures.
 start_ingest() { # topic log
     local port
     port=$(free_port)
     INGEST_TOPIC=$1 INGEST_LISTEN_ADDR="127.0.0.1:$port" DATABASE_URL=$(pg_url "$MODEL_DB") \
+        INGEST_RATE_LIMIT_DEVICE_PER_SECOND=${INGEST_RATE_LIMIT_DEVICE_PER_SECOND:-1000000} \
+        INGEST_RATE_LIMIT_DEVICE_BURST=${INGEST_RATE_LIMIT_DEVICE_BURST:-1000000} \
+        INGEST_RATE_LIMIT_USER_PER_SECOND=${INGEST_RATE_LIMIT_USER_PER_SECOND:-1000000} \
+        INGEST_RATE_LIMIT_USER_BURST=${INGEST_RATE_LIMIT_USER_BURST:-1000000} \
         "$REL/ingest-api" >"$2" 2>&1 &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")

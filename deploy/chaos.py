@@ -267,7 +267,9 @@ class Stack:
     def start_registry(self):
         s = self.s
         env = {"SCHEMA_REGISTRY_LISTEN_ADDR": f"127.0.0.1:{s.ports['registry']}",
-               "SCHEMA_REGISTRY_DATABASE_URL": s.pg_url(s.registry_db)}
+               "SCHEMA_REGISTRY_DATABASE_URL": s.pg_url(s.registry_db),
+               # chaos.sh made the users; the services get the writer's SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO.
+               "SCHEMA_REGISTRY_AUTH_FILE": os.environ.get("CHAOS_REGISTRY_AUTH_FILE", "")}
         self.registry = Service(self, "schema-registry", [f"{s.bin}/schema-registry"], env).start()
         self.wait_http(f"http://127.0.0.1:{s.ports['registry']}/healthz", self.registry, 60)
 

@@ -109,10 +109,21 @@ for name in BROKER REGISTRY REGISTRY_PROXY PG_PROXY INGEST OPS1 OPS2 OPS3; do
     export "CHAOS_${name}_PORT=$(free_port)"
 done
 export PG_HOST PG_PORT
+# The chaos registry is authenticated like production; its own users, in the run directory.
+make_registry_credentials "$RUN_DIR/registry" "$CHAOS_BIN_DIR/schema-registry"
+export CHAOS_REGISTRY_AUTH_FILE="$REGISTRY_AUTH_FILE" SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO="$REGISTRY_WRITER_USER_INFO"
 AUTH_TOKEN_SECRET="chaos-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 export AUTH_TOKEN_SECRET
 # As `make run`: services at info, the broker at BROKER_RUST_LOG (default warn), every log through
 # the rotator. The logs phase checks that this stays small.
+# The loads spread CHAOS_RATE syncs/s (and the logs phase as many as it can) over CHAOS_DEVICES
+# devices, one user each, with retries: 1/s and more per device, the default POST limits' pace.
+# Chaos measures recovery from faults, not throttling: limits far above the load (the limiter
+# still runs).
+export INGEST_RATE_LIMIT_DEVICE_PER_SECOND=${INGEST_RATE_LIMIT_DEVICE_PER_SECOND:-100000}
+export INGEST_RATE_LIMIT_DEVICE_BURST=${INGEST_RATE_LIMIT_DEVICE_BURST:-100000}
+export INGEST_RATE_LIMIT_USER_PER_SECOND=${INGEST_RATE_LIMIT_USER_PER_SECOND:-100000}
+export INGEST_RATE_LIMIT_USER_BURST=${INGEST_RATE_LIMIT_USER_BURST:-100000}
 export RUST_LOG=${RUST_LOG:-info} LOG_MAX_BYTES=${LOG_MAX_BYTES:-10000000} LOG_KEEP=${LOG_KEEP:-3}
 
 if [[ $FORM == full ]]; then

@@ -55,6 +55,14 @@ export INGEST_LISTEN_ADDR=${INGEST_LISTEN_ADDR:-127.0.0.1:8080}
 export PROCESSOR_OPS_ADDR=${PROCESSOR_OPS_ADDR:-127.0.0.1:9090}
 export SCHEMA_REGISTRY_LISTEN_ADDR=${SCHEMA_REGISTRY_LISTEN_ADDR:-127.0.0.1:8081}
 export RUST_LOG=${RUST_LOG:-info}
+# The simulator sends 30 days of history per device back to back (720 syncs each as fast as it
+# can), which ingest-api's default POST limits (a phone's pace: 1 sync/s per device, bursts of
+# 60) would slow to a crawl; it honours the 429s, but the demo should not wait. Reads keep their
+# default. Set these to try the limits (docs/ingest-api.md, "Rate limits").
+export INGEST_RATE_LIMIT_DEVICE_PER_SECOND=${INGEST_RATE_LIMIT_DEVICE_PER_SECOND:-1000}
+export INGEST_RATE_LIMIT_DEVICE_BURST=${INGEST_RATE_LIMIT_DEVICE_BURST:-1000}
+export INGEST_RATE_LIMIT_USER_PER_SECOND=${INGEST_RATE_LIMIT_USER_PER_SECOND:-1000}
+export INGEST_RATE_LIMIT_USER_BURST=${INGEST_RATE_LIMIT_USER_BURST:-1000}
 # Every log is capped: at most LOG_MAX_BYTES per file plus LOG_KEEP rotated ones (40 MB a process
 # by default), however long the stack runs (deploy/rotate_log.py, through lib.sh's spawn_logged).
 export LOG_MAX_BYTES=${LOG_MAX_BYTES:-10000000} LOG_KEEP=${LOG_KEEP:-3}
@@ -114,8 +122,13 @@ BROKER_LAUNCHER=setsid start_broker "$BROKER_PORT" "postgres://postgres@$PG_HOST
 PIDS+=("$BROKER_PID")
 echo "$BROKER_PID" >>"$CHILDREN_FILE"
 
-say "starting the schema registry on $SCHEMA_REGISTRY_URL"
-start schema-registry "$BIN/schema-registry"
+# The registry's users, made on the first run (random passwords, kept in $STATE_DIR/registry);
+# the services use the writer, and an operator the admin for deletes, /config and /mode.
+make_registry_credentials "$STATE_DIR/registry" "$BIN/schema-registry"
+export SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO=${SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO:-$REGISTRY_WRITER_USER_INFO}
+
+say "starting the schema registry on $SCHEMA_REGISTRY_URL (HTTP Basic auth, users in $REGISTRY_AUTH_FILE)"
+start schema-registry env SCHEMA_REGISTRY_AUTH_FILE="$REGISTRY_AUTH_FILE" "$BIN/schema-registry"
 wait_for_http "$SCHEMA_REGISTRY_URL/healthz" "${PIDS[-1]}" "the schema registry" "$LOG_DIR/schema-registry.log"
 
 say "creating topics and migrating the database"
@@ -142,7 +155,9 @@ cat <<INFO
   The stack is up. Where to look:
     ingest-api          http://$INGEST_LISTEN_ADDR/healthz
     processor           http://$PROCESSOR_OPS_ADDR/readyz   http://$PROCESSOR_OPS_ADDR/metrics
-    schema registry     $SCHEMA_REGISTRY_URL/subjects
+    schema registry     $SCHEMA_REGISTRY_URL/subjects   (HTTP Basic auth; users in $REGISTRY_AUTH_FILE)
+                        curl -u "reader:\$(cat $STATE_DIR/registry/registry-reader.password)" $SCHEMA_REGISTRY_URL/subjects
+                        admin (deletes, /config, /mode): user admin, password in $STATE_DIR/registry/registry-admin.password
     broker (Kafka API)  $KAFKA_BOOTSTRAP_SERVERS   topics device-synced (6 partitions), device-synced.dlq
     database            $DATABASE_URL   (psql "$DATABASE_URL" -c 'table sync_status')
     logs                $LOG_DIR/*.log

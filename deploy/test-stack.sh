@@ -44,15 +44,22 @@ start_broker "$BROKER_PORT" "memory://nisshi/" "$RUN_DIR/broker.log"
 
 REGISTRY_PORT=$(free_port)
 ensure_database "$REGISTRY_DB"
-say "starting the test schema registry on 127.0.0.1:$REGISTRY_PORT"
+# The suite runs against an authenticated registry, as production does: the tests get the writer
+# (through SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, like the services) and the other users' info.
+make_registry_credentials "$RUN_DIR/registry" "$CARGO_TARGET_DIR/debug/schema-registry"
+say "starting the test schema registry on 127.0.0.1:$REGISTRY_PORT (HTTP Basic auth)"
 SCHEMA_REGISTRY_LISTEN_ADDR="127.0.0.1:$REGISTRY_PORT" \
 SCHEMA_REGISTRY_DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/$REGISTRY_DB" \
+SCHEMA_REGISTRY_AUTH_FILE="$REGISTRY_AUTH_FILE" \
     "$CARGO_TARGET_DIR/debug/schema-registry" >"$RUN_DIR/registry.log" 2>&1 &
 REGISTRY_PID=$!
 wait_for_http "http://127.0.0.1:$REGISTRY_PORT/healthz" "$REGISTRY_PID" "the schema registry" "$RUN_DIR/registry.log"
 
 export TEST_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$BROKER_PORT"
 export TEST_SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT"
+export SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO="$REGISTRY_WRITER_USER_INFO"
+export TEST_SCHEMA_REGISTRY_READER_USER_INFO="$REGISTRY_READER_USER_INFO"
+export TEST_SCHEMA_REGISTRY_ADMIN_USER_INFO="$REGISTRY_ADMIN_USER_INFO"
 export TEST_NISSHI_BIN="$NISSHI_BIN"
 export TEST_DATABASE_ADMIN_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres"
 

@@ -6,6 +6,9 @@
 //! a registry whose database blinked then turned into a permanent failure: a processor
 //! dead-lettered every event with that id, and an ingest-api never became ready. Here only
 //! successes are cached, and the HTTP status decides what a failure means.
+//!
+//! Credentials follow Confluent's `basic.auth.user.info` convention: `user:password` in
+//! `SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`, sent as HTTP Basic auth on every call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,12 +22,54 @@ use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSche
 /// How long one call to the registry may take before it counts as failed.
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The environment variable with the registry credentials, `user:password`.
+pub const USER_INFO_ENV: &str = "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO";
+
+/// HTTP Basic credentials for the registry. Debug never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth").field("user", &self.user).field("password", &"<redacted>").finish()
+    }
+}
+
+impl BasicAuth {
+    /// Parses `user:password` (the password may contain ':').
+    pub fn parse(user_info: &str) -> Result<Self, String> {
+        match user_info.split_once(':') {
+            Some((user, password)) if !user.is_empty() => {
+                Ok(Self { user: user.to_owned(), password: password.to_owned() })
+            }
+            _ => Err(format!("{USER_INFO_ENV} must be `user:password`")),
+        }
+    }
+
+    /// From `SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`; None when unset or empty.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        match std::env::var(USER_INFO_ENV) {
+            Ok(v) if !v.is_empty() => Self::parse(&v).map(Some),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!("{USER_INFO_ENV} is not UTF-8")),
+        }
+    }
+}
+
 /// What a registry failure means for whoever needed the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// The registry is down, overloaded or misconfigured (5xx, 429, transport, auth, an answer
-    /// that is not the registry's): retry later; the record is fine.
+    /// The registry is down, overloaded or misconfigured (5xx, 429, transport, an answer that
+    /// is not the registry's): retry later; the record is fine.
     Transient,
+    /// The registry refused our credentials (401) or their role (403): a configuration error of
+    /// this service, not of the record. Retrying is still right (never dead-letter for it: the
+    /// data is fine), but only an operator fixing the credentials ends it; the message says what
+    /// to set.
+    Credentials,
     /// The registry answered that the schema does not exist or cannot be used (404, 422), or
     /// served a schema that is not Avro: a record needing it can never be decoded.
     Poison,
@@ -39,12 +84,31 @@ pub struct RegistryError {
     message: String,
 }
 
+impl Fault {
+    /// Worth retrying: everything but poison.
+    pub fn is_retryable(self) -> bool {
+        self != Fault::Poison
+    }
+}
+
 impl RegistryError {
     fn from_src(what: &str, e: &SRCError) -> Self {
         let status = http_status(e);
         let fault = classify(e.retriable, status);
         let cause = e.cause.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
-        Self { fault, status, message: format!("{what}: {}{cause}", e.error) }
+        let hint = match status {
+            Some(401) => format!(
+                "; configuration error: the registry refused the credentials: set {USER_INFO_ENV}=user:password \
+                 for a registry user (it is {})",
+                if std::env::var_os(USER_INFO_ENV).is_some_and(|v| !v.is_empty()) { "set" } else { "not set" }
+            ),
+            Some(403) => format!(
+                "; configuration error: the registry user in {USER_INFO_ENV} lacks the role for this (reading \
+                 schemas needs reader, registering needs writer)"
+            ),
+            _ => String::new(),
+        };
+        Self { fault, status, message: format!("{what}: {}{cause}{hint}", e.error) }
     }
 
     fn poison(message: String) -> Self {
@@ -52,11 +116,13 @@ impl RegistryError {
     }
 }
 
-/// 404 and 422 say the schema is not there or not acceptable: poison. Everything else (5xx,
-/// 429, 401/403, transport, an unreadable answer) may pass, so it is retried.
+/// 404 and 422 say the schema is not there or not acceptable: poison. 401 and 403 are our
+/// credentials. Everything else (5xx, 429, transport, an unreadable answer) may pass, so it is
+/// retried.
 pub fn classify(retriable: bool, status: Option<u16>) -> Fault {
     match status {
         _ if retriable => Fault::Transient,
+        Some(401 | 403) => Fault::Credentials,
         Some(404 | 422) => Fault::Poison,
         _ => Fault::Transient,
     }
@@ -77,12 +143,21 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
+    /// A client with the credentials of `SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`, if set.
     pub fn new(registry_url: &str) -> Result<Self, RegistryError> {
-        let settings = SrSettings::new_builder(registry_url.to_owned())
-            .set_timeout(REGISTRY_TIMEOUT)
-            .no_proxy()
-            .build()
-            .map_err(|e| RegistryError::from_src("configuring the registry client", &e))?;
+        let auth =
+            BasicAuth::from_env().map_err(|e| RegistryError { fault: Fault::Credentials, status: None, message: e })?;
+        Self::with_credentials(registry_url, auth)
+    }
+
+    /// A client with these credentials (None: anonymous), whatever the environment says.
+    pub fn with_credentials(registry_url: &str, auth: Option<BasicAuth>) -> Result<Self, RegistryError> {
+        let mut builder = SrSettings::new_builder(registry_url.to_owned());
+        builder.set_timeout(REGISTRY_TIMEOUT).no_proxy();
+        if let Some(auth) = &auth {
+            builder.set_basic_authorization(&auth.user, Some(&auth.password));
+        }
+        let settings = builder.build().map_err(|e| RegistryError::from_src("configuring the registry client", &e))?;
         Ok(Self { settings, by_id: RwLock::default(), registered: RwLock::default() })
     }
 
@@ -161,9 +236,7 @@ mod tests {
 
     #[test]
     fn server_errors_throttling_and_transport_are_transient() {
-        for status in
-            ["500 Internal Server Error", "503 Service Unavailable", "429 Too Many Requests", "401 Unauthorized"]
-        {
+        for status in ["500 Internal Server Error", "503 Service Unavailable", "429 Too Many Requests"] {
             let e = RegistryError::from_src("fetching schema 1", &answered(status));
             assert_eq!(e.fault, Fault::Transient, "{status}");
         }
@@ -172,6 +245,26 @@ mod tests {
         // An answer that is not the registry's (a proxy's page) may pass too.
         let unreadable = SRCError::non_retryable_without_cause("could not parse to RawRegisteredSchema");
         assert_eq!(RegistryError::from_src("fetching schema 1", &unreadable).fault, Fault::Transient);
+    }
+
+    #[test]
+    fn refused_credentials_are_a_retried_configuration_error_that_says_what_to_set() {
+        for status in ["401 Unauthorized", "403 Forbidden"] {
+            let e = RegistryError::from_src("fetching schema 1", &answered(status));
+            assert_eq!(e.fault, Fault::Credentials, "{status}");
+            assert!(e.fault.is_retryable(), "never dead-letter a record for our own credentials");
+            assert!(e.to_string().contains(USER_INFO_ENV), "{e}");
+        }
+        assert!(!Fault::Poison.is_retryable());
+    }
+
+    #[test]
+    fn user_info_is_user_colon_password() {
+        let a = BasicAuth::parse("svc:pa:ss").unwrap();
+        assert_eq!((a.user.as_str(), a.password.as_str()), ("svc", "pa:ss"));
+        assert!(!format!("{a:?}").contains("pa:ss"));
+        assert!(BasicAuth::parse("no-colon").is_err());
+        assert!(BasicAuth::parse(":password").is_err());
     }
 
     #[test]

@@ -227,12 +227,11 @@ async fn v1_and_v2_events_in_one_partition_are_both_processed() {
     })
     .await;
 
-    let versions: serde_json::Value = reqwest::get(format!("{registry}/subjects/{}-value/versions", p.settings.topic))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut request = reqwest::Client::new().get(format!("{registry}/subjects/{}-value/versions", p.settings.topic));
+    if let Some(auth) = testkit::registry_basic_auth() {
+        request = request.basic_auth(auth.user, Some(auth.password));
+    }
+    let versions: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
     assert_eq!(versions, serde_json::json!([1, 2]), "v1 then v2 registered under the subject");
 
     let t = tables(&p, "u-mixed");

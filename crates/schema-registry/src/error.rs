@@ -35,6 +35,18 @@ pub enum ApiError {
     BadRequest(String),
     #[error("Unsupported content type {0:?}; send application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json or application/json")]
     UnsupportedMediaType(String),
+    #[error("Subject '{0}' does not have subject-level mode configured")]
+    SubjectModeNotFound(String),
+    #[error("Invalid mode. Valid values are READWRITE and READONLY; got {0:?}")]
+    InvalidMode(String),
+    #[error("{0}")]
+    ReadOnly(String),
+    /// Confluent Cloud answers `{"error_code":401,"message":"Unauthorized"}`.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Confluent's authorizer: `{"error_code":40301,"message":"User is denied operation ..."}`.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("Error in the backend data store: {0}")]
     Store(String),
     #[error("Error while waiting for the backend data store: {0}")]
@@ -52,6 +64,11 @@ impl ApiError {
             ApiError::VersionSoftDeleted(..) => 40406,
             ApiError::VersionNotSoftDeleted(..) => 40407,
             ApiError::SubjectConfigNotFound(_) => 40408,
+            ApiError::SubjectModeNotFound(_) => 40409,
+            ApiError::InvalidMode(_) => 42204,
+            ApiError::ReadOnly(_) => 42205,
+            ApiError::Unauthenticated(_) => 401,
+            ApiError::Forbidden(_) => 40301,
             ApiError::Incompatible { .. } => 409,
             ApiError::InvalidSchema(_) => 42201,
             ApiError::InvalidVersion(_) => 42202,
@@ -75,8 +92,14 @@ impl ResponseError for ApiError {
         if self.status_code().is_server_error() {
             log::error!("{self}");
         }
-        HttpResponse::build(self.status_code())
-            .content_type(CONTENT_TYPE)
+        let mut res = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthenticated(_) = self {
+            res.insert_header((
+                actix_web::http::header::WWW_AUTHENTICATE,
+                format!("Basic realm=\"{}\", charset=\"UTF-8\"", crate::auth::REALM),
+            ));
+        }
+        res.content_type(CONTENT_TYPE)
             .json(serde_json::json!({"error_code": self.error_code(), "message": self.to_string()}))
     }
 }

@@ -4,7 +4,11 @@
 //! Confluent Schema Registry, Karapace or Redpanda instead.
 
 pub use avro_compat as compat;
+pub mod audit;
+pub mod auth;
 pub mod error;
+pub mod mode;
+pub mod passwd;
 pub mod registry;
 pub mod routes;
 pub mod schema;
@@ -35,6 +39,8 @@ pub struct Settings {
     pub listen_addr: String,
     pub database_url: String,
     pub db_pool_size: u32,
+    /// The credentials file (`SCHEMA_REGISTRY_AUTH_FILE`); None runs the registry open.
+    pub auth_file: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -47,6 +53,7 @@ impl Settings {
             db_pool_size: pool
                 .parse()
                 .with_context(|| format!("SCHEMA_REGISTRY_DB_POOL_SIZE={pool:?} is not a number"))?,
+            auth_file: std::env::var_os(auth::AUTH_FILE_ENV).filter(|v| !v.is_empty()).map(Into::into),
         })
     }
 }
@@ -55,6 +62,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub requests: IntCounterVec,
     pub metrics: Registry,
+    /// None when no credentials file is configured: every request is let through.
+    pub auth: Option<std::sync::Arc<auth::Authenticator>>,
 }
 
 pub struct Application {
@@ -65,6 +74,24 @@ pub struct Application {
 impl Application {
     /// Connects to PostgreSQL, applies the migrations and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Checked first: a bad credentials file must stop the start, before anything listens.
+        let auth = match &settings.auth_file {
+            Some(path) => {
+                let path = path.clone();
+                let auth = tokio::task::spawn_blocking(move || auth::Authenticator::load(&path)).await??;
+                log::info!("HTTP Basic authentication on, {} user(s)", auth.user_count());
+                Some(std::sync::Arc::new(auth))
+            }
+            None => {
+                log::warn!(
+                    "NO AUTHENTICATION: {} is not set, so anyone who can reach this registry can delete subjects, \
+                     change compatibility and register schemas. Set it to a credentials file (see \
+                     `schema-registry passwd --help`) for anything but a throw-away local run.",
+                    auth::AUTH_FILE_ENV
+                );
+                None
+            }
+        };
         let pool = Pool::builder()
             .max_size(settings.db_pool_size)
             .connection_timeout(std::time::Duration::from_secs(5))
@@ -83,7 +110,7 @@ impl Application {
             &["method", "status"],
         )?;
         metrics.register(Box::new(requests.clone()))?;
-        let state = web::Data::new(AppState { pool, requests, metrics });
+        let state = web::Data::new(AppState { pool, requests, metrics, auth });
         let listener =
             TcpListener::bind(&settings.listen_addr).with_context(|| format!("binding {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
@@ -91,6 +118,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PathConfig::default())
+                .wrap(from_fn(auth::middleware))
                 .wrap(from_fn(count_requests))
                 .wrap(actix_web::middleware::Logger::new("%r %s %Dms"))
                 .route("/healthz", web::get().to(healthz))
@@ -126,8 +154,13 @@ async fn count_requests(
     Ok(res)
 }
 
-/// Alive and able to reach its database.
+/// Alive and able to reach its database; also says whether requests are authenticated.
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let authentication = if state.auth.is_some() {
+        "basic"
+    } else {
+        "none: SCHEMA_REGISTRY_AUTH_FILE is not set and anyone can change this registry"
+    };
     let pool = state.pool.clone();
     let db = web::block(move || {
         pool.get()
@@ -136,7 +169,7 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     })
     .await;
     match db {
-        Ok(Ok(_)) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Ok(Ok(_)) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "authentication": authentication})),
         Ok(Err(e)) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "error", "database": e})),
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "error", "database": e.to_string()}))

@@ -208,6 +208,7 @@ pub fn incompatibilities(
 /// version; otherwise the schema must be compatible at the subject's level.
 pub fn register(conn: &mut PgConnection, subject: &str, req: &SchemaRequest) -> Result<i32, ApiError> {
     store::write(conn, |conn| {
+        crate::mode::ensure_writable(conn, subject)?;
         let candidate = parse_candidate(conn, req)?;
         let live: Vec<VersionRow> = store::versions(conn, subject)?.into_iter().filter(|v| !v.deleted).collect();
         if let Some(existing_id) = store::schema_id_by_canonical(conn, &candidate.canonical, &candidate.refs)? {
@@ -246,6 +247,7 @@ pub fn lookup(
 /// Soft delete (default) or permanent delete of a whole subject; returns the versions deleted.
 pub fn delete_subject(conn: &mut PgConnection, subject: &str, permanent: bool) -> Result<Vec<i32>, ApiError> {
     store::write(conn, |conn| {
+        crate::mode::ensure_writable(conn, subject)?;
         let rows = store::versions(conn, subject)?;
         if rows.is_empty() {
             return Err(ApiError::SubjectNotFound(subject.to_owned()));
@@ -276,6 +278,7 @@ pub fn delete_version(
     permanent: bool,
 ) -> Result<i32, ApiError> {
     store::write(conn, |conn| {
+        crate::mode::ensure_writable(conn, subject)?;
         let rows = store::versions(conn, subject)?;
         if rows.is_empty() {
             return Err(ApiError::SubjectNotFound(subject.to_owned()));

@@ -7,8 +7,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::audit::{self, Action};
 use crate::compat::{Level, DEFAULT_LEVEL};
 use crate::error::ApiError;
+use crate::mode::{self, Mode};
 use crate::registry::{self, SchemaRequest, VersionSel};
 use crate::store::{self, VersionRow, GLOBAL};
 use crate::{AppState, CONTENT_TYPE};
@@ -34,7 +36,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/config", web::delete().to(delete_global_config))
         .route("/config/{subject}", web::get().to(get_subject_config))
         .route("/config/{subject}", web::put().to(put_subject_config))
-        .route("/config/{subject}", web::delete().to(delete_subject_config));
+        .route("/config/{subject}", web::delete().to(delete_subject_config))
+        .route("/mode", web::get().to(get_global_mode))
+        .route("/mode", web::put().to(put_global_mode))
+        .route("/mode/{subject}", web::get().to(get_subject_mode))
+        .route("/mode/{subject}", web::put().to(put_subject_mode))
+        .route("/mode/{subject}", web::delete().to(delete_subject_mode));
 }
 
 fn ok(body: serde_json::Value) -> HttpResponse {
@@ -237,24 +244,33 @@ async fn lookup_schema(
 
 async fn delete_subject(
     state: web::Data<AppState>,
+    req: HttpRequest,
     subject: web::Path<String>,
     flags: web::Query<Flags>,
 ) -> Result<HttpResponse, ApiError> {
     let (subject, permanent) = (subject.into_inner(), flags.permanent);
-    let versions = db(&state, move |c| registry::delete_subject(c, &subject, permanent)).await?;
-    Ok(ok(json!(versions)))
+    let action = Action::new("delete_subject", Some(&subject)).detail(format!("permanent={permanent}"));
+    let versions = db(&state, move |c| registry::delete_subject(c, &subject, permanent)).await;
+    audit::record(&state, &req, action, &versions).await;
+    Ok(ok(json!(versions?)))
 }
 
 async fn delete_version(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     flags: web::Query<Flags>,
 ) -> Result<HttpResponse, ApiError> {
     let (subject, version) = path.into_inner();
-    let sel: VersionSel = version.parse()?;
     let permanent = flags.permanent;
-    let version = db(&state, move |c| registry::delete_version(c, &subject, sel, permanent)).await?;
-    Ok(ok(json!(version)))
+    let action =
+        Action::new("delete_version", Some(&subject)).version(&version).detail(format!("permanent={permanent}"));
+    let deleted = match version.parse::<VersionSel>() {
+        Ok(sel) => db(&state, move |c| registry::delete_version(c, &subject, sel, permanent)).await,
+        Err(e) => Err(e),
+    };
+    audit::record(&state, &req, action, &deleted).await;
+    Ok(ok(json!(deleted?)))
 }
 
 fn compatibility_body(reasons: Vec<String>, verbose: bool) -> HttpResponse {
@@ -321,15 +337,33 @@ async fn put_global_config(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let update: ConfigUpdate = json_body(&req, &body)?;
-    let level: Level = update.compatibility.parse()?;
-    db(&state, move |c| store::write(c, |c| Ok(store::set_config(c, GLOBAL, level.as_str())?))).await?;
-    Ok(ok(json!({"compatibility": level.as_str()})))
+    let level = json_body::<ConfigUpdate>(&req, &body).and_then(|u| Ok(u.compatibility.parse::<Level>()?));
+    let action = Action::new("set_config", None).detail(level.as_ref().map(|l| l.as_str()).unwrap_or("invalid"));
+    let outcome = match level {
+        Ok(level) => db(&state, move |c| {
+            store::write(c, |c| {
+                mode::ensure_writable(c, GLOBAL)?;
+                Ok(store::set_config(c, GLOBAL, level.as_str())?)
+            })
+        })
+        .await
+        .map(|_| level),
+        Err(e) => Err(e),
+    };
+    audit::record(&state, &req, action, &outcome).await;
+    Ok(ok(json!({"compatibility": outcome?.as_str()})))
 }
 
-async fn delete_global_config(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let previous = db(&state, |c| store::write(c, |c| Ok(store::delete_config(c, GLOBAL)?))).await?;
-    let level = previous.map(|l| l.parse()).transpose()?.unwrap_or(DEFAULT_LEVEL);
+async fn delete_global_config(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let previous = db(&state, |c| {
+        store::write(c, |c| {
+            mode::ensure_writable(c, GLOBAL)?;
+            Ok(store::delete_config(c, GLOBAL)?)
+        })
+    })
+    .await;
+    audit::record(&state, &req, Action::new("delete_config", None), &previous).await;
+    let level = previous?.map(|l| l.parse()).transpose()?.unwrap_or(DEFAULT_LEVEL);
     Ok(ok(json!({"compatibilityLevel": level.as_str()})))
 }
 
@@ -354,20 +388,35 @@ async fn put_subject_config(
     subject: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let update: ConfigUpdate = json_body(&req, &body)?;
-    let level: Level = update.compatibility.parse()?;
     let subject = subject.into_inner();
-    db(&state, move |c| store::write(c, |c| Ok(store::set_config(c, &subject, level.as_str())?))).await?;
-    Ok(ok(json!({"compatibility": level.as_str()})))
+    let level = json_body::<ConfigUpdate>(&req, &body).and_then(|u| Ok(u.compatibility.parse::<Level>()?));
+    let action =
+        Action::new("set_config", Some(&subject)).detail(level.as_ref().map(|l| l.as_str()).unwrap_or("invalid"));
+    let outcome = match level {
+        Ok(level) => db(&state, move |c| {
+            store::write(c, |c| {
+                mode::ensure_writable(c, &subject)?;
+                Ok(store::set_config(c, &subject, level.as_str())?)
+            })
+        })
+        .await
+        .map(|_| level),
+        Err(e) => Err(e),
+    };
+    audit::record(&state, &req, action, &outcome).await;
+    Ok(ok(json!({"compatibility": outcome?.as_str()})))
 }
 
 async fn delete_subject_config(
     state: web::Data<AppState>,
+    req: HttpRequest,
     subject: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let subject = subject.into_inner();
+    let action = Action::new("delete_config", Some(&subject));
     let previous = db(&state, move |c| {
         store::write(c, |c| {
+            mode::ensure_writable(c, &subject)?;
             store::delete_config(c, &subject)?.ok_or_else(|| {
                 if store::versions(c, &subject).map(|v| v.is_empty()).unwrap_or(true) {
                     ApiError::SubjectNotFound(subject.clone())
@@ -377,7 +426,86 @@ async fn delete_subject_config(
             })
         })
     })
-    .await?;
-    let level: Level = previous.parse()?;
+    .await;
+    audit::record(&state, &req, action, &previous).await;
+    let level: Level = previous?.parse()?;
     Ok(ok(json!({"compatibilityLevel": level.as_str()})))
+}
+
+#[derive(Deserialize)]
+struct ModeUpdate {
+    mode: String,
+}
+
+async fn get_global_mode(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mode = db(&state, |c| mode::effective(c, GLOBAL)).await?;
+    Ok(ok(json!({"mode": mode.as_str()})))
+}
+
+async fn get_subject_mode(
+    state: web::Data<AppState>,
+    subject: web::Path<String>,
+    flags: web::Query<Flags>,
+) -> Result<HttpResponse, ApiError> {
+    let (subject, to_global) = (subject.into_inner(), flags.default_to_global);
+    let mode = db(&state, move |c| match store::mode(c, &subject)? {
+        Some(m) => m.parse::<Mode>(),
+        None if to_global => mode::effective(c, GLOBAL),
+        None => Err(ApiError::SubjectModeNotFound(subject)),
+    })
+    .await?;
+    Ok(ok(json!({"mode": mode.as_str()})))
+}
+
+/// Sets the mode of `subject` (GLOBAL for the registry's), audited.
+async fn set_mode(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    subject: String,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let mode = json_body::<ModeUpdate>(&req, &body).and_then(|u| u.mode.parse::<Mode>());
+    let action = Action::new("set_mode", Some(&subject).filter(|s| !s.is_empty()).map(|s| s.as_str()))
+        .detail(mode.as_ref().map(|m| m.as_str()).unwrap_or("invalid"));
+    let outcome = match mode {
+        Ok(mode) => db(&state, move |c| store::write(c, |c| Ok(store::set_mode(c, &subject, mode.as_str())?)))
+            .await
+            .map(|_| mode),
+        Err(e) => Err(e),
+    };
+    audit::record(&state, &req, action, &outcome).await;
+    Ok(ok(json!({"mode": outcome?.as_str()})))
+}
+
+async fn put_global_mode(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    set_mode(state, req, GLOBAL.to_owned(), body).await
+}
+
+async fn put_subject_mode(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    subject: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    set_mode(state, req, subject.into_inner(), body).await
+}
+
+async fn delete_subject_mode(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    subject: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let subject = subject.into_inner();
+    let action = Action::new("delete_mode", Some(&subject));
+    let previous = db(&state, move |c| {
+        store::write(c, |c| store::delete_mode(c, &subject)?.ok_or(ApiError::SubjectModeNotFound(subject.clone())))
+    })
+    .await;
+    audit::record(&state, &req, action, &previous).await;
+    let mode: Mode = previous?.parse()?;
+    Ok(ok(json!({"mode": mode.as_str()})))
 }

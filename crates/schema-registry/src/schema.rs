@@ -27,5 +27,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    registry_mode (subject) {
+        subject -> Text,
+        mode -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        username -> Text,
+        action -> Text,
+        subject -> Nullable<Text>,
+        version -> Nullable<Text>,
+        detail -> Text,
+        result -> Text,
+    }
+}
+
 diesel::joinable!(subject_versions -> schemas (schema_id));
-diesel::allow_tables_to_appear_in_same_query!(schemas, subject_versions, compatibility_config);
+diesel::allow_tables_to_appear_in_same_query!(
+    schemas,
+    subject_versions,
+    compatibility_config,
+    registry_mode,
+    audit_log
+);

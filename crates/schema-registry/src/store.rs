@@ -7,7 +7,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 
 use crate::error::ApiError;
-use crate::schema::{compatibility_config, schemas, subject_versions};
+use crate::schema::{audit_log, compatibility_config, registry_mode, schemas, subject_versions};
 
 /// Key of the advisory lock every write takes (any constant shared by all instances).
 const WRITE_LOCK: i64 = 0x5343_4845_4d41; // "SCHEMA"
@@ -179,6 +179,48 @@ pub fn delete_config(conn: &mut PgConnection, subject: &str) -> QueryResult<Opti
         .returning(compatibility_config::compatibility)
         .get_result(conn)
         .optional()
+}
+
+pub fn mode(conn: &mut PgConnection, subject: &str) -> QueryResult<Option<String>> {
+    registry_mode::table.find(subject).select(registry_mode::mode).first(conn).optional()
+}
+
+pub fn set_mode(conn: &mut PgConnection, subject: &str, mode: &str) -> QueryResult<()> {
+    diesel::insert_into(registry_mode::table)
+        .values((registry_mode::subject.eq(subject), registry_mode::mode.eq(mode)))
+        .on_conflict(registry_mode::subject)
+        .do_update()
+        .set(registry_mode::mode.eq(mode))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete_mode(conn: &mut PgConnection, subject: &str) -> QueryResult<Option<String>> {
+    diesel::delete(registry_mode::table.find(subject)).returning(registry_mode::mode).get_result(conn).optional()
+}
+
+/// One row of the audit trail.
+pub struct AuditRow<'a> {
+    pub username: &'a str,
+    pub action: &'a str,
+    pub subject: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub detail: &'a str,
+    pub result: &'a str,
+}
+
+pub fn insert_audit(conn: &mut PgConnection, row: &AuditRow<'_>) -> QueryResult<()> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::username.eq(row.username),
+            audit_log::action.eq(row.action),
+            audit_log::subject.eq(row.subject),
+            audit_log::version.eq(row.version),
+            audit_log::detail.eq(row.detail),
+            audit_log::result.eq(row.result),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Runs `f` in a write transaction holding the writer lock.

@@ -21,6 +21,7 @@ async fn spawn_registry() -> TestRegistry {
         listen_addr: "127.0.0.1:0".into(),
         database_url: db.url.clone(),
         db_pool_size: 4,
+        auth_file: None,
     })
     .await
     .expect("registry starts");

@@ -1,6 +1,9 @@
 //! Registration through the Schema Registry REST API: set each subject's level, ask whether each
 //! new version is compatible, register it only then. Dry run unless `apply`. Idempotent: a
 //! version already registered is reported and left alone.
+//!
+//! Credentials come from `SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO` (`user:password`), as for the
+//! services; setting levels needs the registry's admin role, registering the writer role.
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -12,6 +15,7 @@ const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 struct Registry {
     base: String,
     http: reqwest::Client,
+    auth: Option<events::registry::BasicAuth>,
 }
 
 impl Registry {
@@ -20,16 +24,33 @@ impl Registry {
         if let Some(b) = body {
             req = req.header("Content-Type", CONTENT_TYPE).body(b.to_string());
         }
+        if let Some(auth) = &self.auth {
+            req = req.basic_auth(&auth.user, Some(&auth.password));
+        }
         let res = req.send().await.with_context(|| format!("calling {}{path}: is the registry up?", self.base))?;
         let status = res.status().as_u16();
         let text = res.text().await.unwrap_or_default();
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let env = events::registry::USER_INFO_ENV;
+        match status {
+            401 if self.auth.is_none() => {
+                bail!("the registry needs credentials: set {env}=user:password ({})", body["message"])
+            }
+            401 => bail!("the registry refused the credentials in {env}: {}", body["message"]),
+            403 => bail!(
+                "the registry user in {env} may not do this ({}); setting levels needs the admin role, \
+                 registering the writer role",
+                body["message"]
+            ),
+            _ => Ok((status, body)),
+        }
     }
 }
 
 /// Returns what was done (or would be done), one line each; fails on an incompatible version.
 pub async fn register(subjects: &[Subject], url: &str, apply: bool) -> anyhow::Result<Vec<String>> {
-    let registry = Registry { base: url.trim_end_matches('/').to_owned(), http: reqwest::Client::new() };
+    let auth = events::registry::BasicAuth::from_env().map_err(anyhow::Error::msg)?;
+    let registry = Registry { base: url.trim_end_matches('/').to_owned(), http: reqwest::Client::new(), auth };
     let mut log = Vec::new();
     let verb = |done: &str, would: &str| {
         if apply {

@@ -83,6 +83,7 @@ async fn registration_is_a_dry_run_until_apply_idempotent_and_refuses_incompatib
         listen_addr: "127.0.0.1:0".into(),
         database_url: db.url.clone(),
         db_pool_size: 2,
+        auth_file: None,
     })
     .await
     .unwrap();

@@ -38,6 +38,12 @@ pub fn schema_registry_url() -> String {
     required_env("TEST_SCHEMA_REGISTRY_URL")
 }
 
+/// The credentials `make test` made for the test registry (a writer), from
+/// SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO; None when the registry runs open.
+pub fn registry_basic_auth() -> Option<events::registry::BasicAuth> {
+    events::registry::BasicAuth::from_env().unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The server to create test databases on.
 pub fn database_admin_url() -> String {
     std::env::var("TEST_DATABASE_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())

@@ -96,6 +96,9 @@ value applies when it is set (not empty, zero or false).
 {{- if $s.schemaRegistry.urlFromSecret -}}
 {{- $_ := required "secrets.schemaRegistryUrl is required with secrets.create=true and schemaRegistry.urlFromSecret" $s.secrets.schemaRegistryUrl -}}
 {{- end -}}
+{{- if and $s.schemaRegistry.auth.enabled (not $s.schemaRegistry.auth.existingSecret) -}}
+{{- $_ := required "secrets.schemaRegistryUserInfo (user:password of a registry user with the writer role) is required with secrets.create=true and schemaRegistry.auth.enabled; set schemaRegistry.auth.enabled=false only for a registry without authentication" $s.secrets.schemaRegistryUserInfo -}}
+{{- end -}}
 {{- end -}}
 {{- range $key, $_ := $s.kafka.config -}}
 {{- if regexMatch "(?i)(password|secret|sasl\\.username|sasl\\.jaas|private|key\\.pem)" $key -}}

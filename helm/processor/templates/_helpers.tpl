@@ -102,6 +102,7 @@ PROCESSOR_GROUP_ID: {{ $s.kafka.groupId | quote }}
 PROCESSOR_TOPIC_PARTITIONS: {{ $s.kafka.partitions | int64 | quote }}
 PROCESSOR_TOPIC_REPLICATION: {{ .Values.topics.replicationFactor | int64 | quote }}
 PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS: {{ .Values.topics.minInsyncReplicas | int64 | quote }}
+PROCESSOR_TOPIC_RETENTION_MS: {{ .Values.topics.retentionMs | int64 | quote }}
 RUST_LOG: {{ $c.rustLog | quote }}
 PROCESSOR_DB_POOL_SIZE: {{ $c.dbPoolSize | int64 | quote }}
 PROCESSOR_BATCH_MAX_EVENTS: {{ $c.batchMaxEvents | int64 | quote }}
@@ -142,6 +143,13 @@ PROCESSOR_MAX_SERIES_DAYS: {{ $c.maxSeriesDays | int64 | quote }}
       name: {{ .secret }}
       key: {{ $s.secrets.keys.schemaRegistryUrl }}
 {{- end }}
+{{- if and .registry $s.schemaRegistry.auth.enabled }}
+- name: SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s.schemaRegistry.auth.existingSecret | default .secret }}
+      key: {{ $s.schemaRegistry.auth.key }}
+{{- end }}
 {{- end -}}
 
 {{/* The Secret's data with secrets.create. */}}
@@ -154,6 +162,9 @@ PROCESSOR_MAX_SERIES_DAYS: {{ $c.maxSeriesDays | int64 | quote }}
 {{- end }}
 {{- if $s.schemaRegistry.urlFromSecret }}
 {{ $s.secrets.keys.schemaRegistryUrl }}: {{ $s.secrets.schemaRegistryUrl | b64enc | quote }}
+{{- end }}
+{{- if and $s.schemaRegistry.auth.enabled (not $s.schemaRegistry.auth.existingSecret) }}
+{{ $s.schemaRegistry.auth.key }}: {{ $s.secrets.schemaRegistryUserInfo | b64enc | quote }}
 {{- end }}
 {{- end -}}
 
@@ -232,6 +243,9 @@ enable
 {{- end -}}
 {{- if $s.schemaRegistry.urlFromSecret -}}
 {{- $_ := required "secrets.schemaRegistryUrl is required with secrets.create=true and schemaRegistry.urlFromSecret" $s.secrets.schemaRegistryUrl -}}
+{{- end -}}
+{{- if and $s.schemaRegistry.auth.enabled (not $s.schemaRegistry.auth.existingSecret) -}}
+{{- $_ := required "secrets.schemaRegistryUserInfo (user:password of a registry user with the writer role) is required with secrets.create=true and schemaRegistry.auth.enabled; set schemaRegistry.auth.enabled=false only for a registry without authentication" $s.secrets.schemaRegistryUserInfo -}}
 {{- end -}}
 {{- end -}}
 {{- range $key, $_ := $s.kafka.config -}}
