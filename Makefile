@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/fitness/target
 export FITNESS_TOOLS_DIR ?= $(HOME)/.cache/fitness/tools
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run stop test lint build fmt tools schemas-check schemas-diff schemas-register helm-check bench chaos fuzz
+.PHONY: help run stop test lint deny build fmt tools schemas-check schemas-diff schemas-register helm-check bench chaos fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,12 +18,15 @@ run: ## Provision and start the whole stack with data flowing; Ctrl-C stops it a
 stop: ## Stop a `make run` started elsewhere
 	@deploy/run-stack.sh --stop
 
-test: lint schemas-check helm-check ## fmt, clippy, schemas-check, helm-check, the whole suite against a private broker, registry and databases, then the short chaos suite
+test: lint deny schemas-check helm-check ## fmt, clippy, cargo deny, schemas-check, helm-check, the whole suite against a private broker, registry and databases, then the short chaos suite
 	@deploy/test-stack.sh
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+deny: ## Supply-chain policy (deny.toml): licenses, banned crates, sources; offline
+	@source deploy/lib.sh && ensure_cargo_deny && "$$CARGO_DENY_BIN" --offline check --hide-inclusion-graph licenses bans sources
 
 schemas-check: ## Every schema version compatible with the earlier ones at its level; generated code current
 	cargo run -q --locked -p schema-tool --bin schemas -- check
@@ -53,5 +56,5 @@ build: ## Build every binary (debug)
 fmt: ## Format the code
 	cargo fmt --all
 
-tools: ## Install the embedded broker (nisshi) into the tools cache
-	@source deploy/lib.sh && ensure_nisshi
+tools: ## Install the embedded broker (nisshi) and cargo-deny into the tools cache
+	@source deploy/lib.sh && ensure_nisshi && ensure_cargo_deny
