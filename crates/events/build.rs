@@ -47,7 +47,24 @@ fn main() {
         );
         let _ = writeln!(code, "/// The reader's schema: the latest version, whose types are re-exported above.\npub const READER_SCHEMA_JSON: &str = include_str!({:?});", abs(latest));
         let _ = writeln!(code, "/// The Schema Registry subject.\npub const SUBJECT: &str = {subject:?};");
+        let full_name = record_full_name(&schemas_dir.join(dir).join(format!("v{latest}.avsc")));
+        let _ = writeln!(
+            code,
+            "/// The record's full name (namespace.name), which tells the events on a topic apart.\npub const FULL_NAME: &str = {full_name:?};"
+        );
         std::fs::write(out_dir.join(format!("{}.rs", dir.replace('-', "_"))), code).expect("write generated code");
+    }
+}
+
+/// `namespace.name` of the top-level record of a schema file.
+fn record_full_name(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let name =
+        schema["name"].as_str().unwrap_or_else(|| panic!("{}: the top level is not a named record", path.display()));
+    match schema["namespace"].as_str() {
+        Some(ns) if !ns.is_empty() && !name.contains('.') => format!("{ns}.{name}"),
+        _ => name.to_owned(),
     }
 }
 

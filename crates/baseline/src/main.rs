@@ -75,7 +75,7 @@ async fn sync(req: HttpRequest, device: web::Path<String>, body: web::Bytes, sta
         let cache = Mutex::new(ModelCache::new(64 << 20, CacheMetrics::unregistered()));
         let writer = ModelWriter { topic: "baseline", cache: &cache, max_series_days: 1096, watermarked: false };
         let mut conn = pool.get()?;
-        writer.apply(&mut conn, -1, -1, &[Item { outcome, event: Some(event) }])?;
+        writer.apply(&mut conn, -1, -1, &[Item { outcome, event: Some(event) }.into()])?;
         Ok(())
     })
     .await;

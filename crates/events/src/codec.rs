@@ -8,7 +8,9 @@ use apache_avro::{from_value, Schema};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::device_synced::DeviceSynced;
 use crate::registry::{RegistryClient, RegistryError};
+use crate::user_data_erasure_requested::UserDataErasureRequested;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -18,12 +20,15 @@ pub enum CodecError {
     Framing(&'static str),
     #[error("avro: {0}")]
     Avro(#[from] Box<apache_avro::Error>),
+    /// The writer schema is a record this consumer does not know (by its full name).
+    #[error("record {0} is not an event of this topic")]
+    UnknownRecord(String),
 }
 
 impl CodecError {
     /// Worth retrying later (the registry is down or erring), as opposed to a bad record.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, CodecError::Registry(e) if e.fault == crate::registry::Fault::Transient)
+        matches!(self, CodecError::Registry(e) if e.fault.is_retryable())
     }
 }
 
@@ -37,10 +42,17 @@ pub struct EventEncoder {
 }
 
 impl EventEncoder {
+    /// Registers under the topic's value subject (`<topic>-value`, TopicNameStrategy).
     pub fn new(registry_url: &str, topic: &str, schema_json: &str) -> Result<Self, CodecError> {
+        Self::with_subject(registry_url, &format!("{topic}-value"), schema_json)
+    }
+
+    /// Registers under an explicit subject: a second event type on a topic goes under its
+    /// TopicRecordNameStrategy subject, e.g. [`crate::user_data_erasure_requested::SUBJECT`].
+    pub fn with_subject(registry_url: &str, subject: &str, schema_json: &str) -> Result<Self, CodecError> {
         Ok(Self {
             registry: RegistryClient::new(registry_url)?,
-            subject: format!("{topic}-value"),
+            subject: subject.to_owned(),
             schema_json: schema_json.to_owned(),
             schema: Schema::parse_str(schema_json).map_err(Box::new)?,
         })
@@ -82,6 +94,25 @@ pub struct EventDecoder {
     registry: RegistryClient,
     reader: &'static Schema,
     direct: Mutex<HashMap<u32, Option<&'static GenericDatumReader<'static>>>>,
+    /// Per writer schema id, which event of the topic it writes (see [`EventDecoder::decode_log_event`]).
+    log_writers: Mutex<HashMap<u32, LogWriter>>,
+}
+
+/// An event of the DeviceSynced topic, told apart by its writer schema's full name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogEvent {
+    DeviceSynced(Box<DeviceSynced>),
+    UserDataErasureRequested(UserDataErasureRequested),
+}
+
+/// What a writer schema id of the topic writes, worked out once per id.
+#[derive(Clone, Copy)]
+enum LogWriter {
+    /// DeviceSynced; with a direct reader when the writer's schema is the reader's.
+    DeviceSynced(Option<&'static GenericDatumReader<'static>>),
+    Erasure,
+    /// Leaked once per unknown id, like the direct readers (a handful at most).
+    Unknown(&'static str),
 }
 
 impl EventDecoder {
@@ -90,7 +121,53 @@ impl EventDecoder {
         // 10-byte datum could reserve that. An event is at most a few MB. Process-wide, and the
         // first call wins (a decode before it would fix the default).
         apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
-        Ok(Self { registry: RegistryClient::new(registry_url)?, reader, direct: Mutex::default() })
+        Ok(Self {
+            registry: RegistryClient::new(registry_url)?,
+            reader,
+            direct: Mutex::default(),
+            log_writers: Mutex::default(),
+        })
+    }
+
+    /// Which event schema `id` writes, by its record's full name; cached per id.
+    fn log_writer(&self, id: u32, writer: &Schema) -> Result<LogWriter, CodecError> {
+        if let Some(w) = self.log_writers.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(*w);
+        }
+        let name = writer.name().map(|n| n.fullname(None)).unwrap_or_else(|| "a schema that is not a record".into());
+        let kind = if name == crate::device_synced::FULL_NAME {
+            let same = writer.canonical_form() == crate::device_synced::schema().canonical_form();
+            LogWriter::DeviceSynced(if same { Some(leaked_reader(writer)?) } else { None })
+        } else if name == crate::user_data_erasure_requested::FULL_NAME {
+            LogWriter::Erasure
+        } else {
+            LogWriter::Unknown(Box::leak(name.into_boxed_str()))
+        };
+        self.log_writers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, kind);
+        Ok(kind)
+    }
+
+    /// Decodes an event of the DeviceSynced topic: DeviceSynced (as fast as [`Self::decode`]: a
+    /// cached lookup per schema id, then the direct reader) or UserDataErasureRequested. A record
+    /// of any other name is [`CodecError::UnknownRecord`], which is the record's fault.
+    pub async fn decode_log_event(&self, payload: &[u8]) -> Result<LogEvent, CodecError> {
+        let id = Self::schema_id(payload)?;
+        let writer = self.registry.schema(id).await?;
+        let datum = &payload[5..];
+        match self.log_writer(id, &writer)? {
+            LogWriter::DeviceSynced(Some(direct)) => {
+                Ok(LogEvent::DeviceSynced(Box::new(direct.read_deser(&mut &datum[..]).map_err(Box::new)?)))
+            }
+            LogWriter::DeviceSynced(None) => {
+                Ok(LogEvent::DeviceSynced(Box::new(decode_datum(&writer, crate::device_synced::schema(), datum)?)))
+            }
+            LogWriter::Erasure => Ok(LogEvent::UserDataErasureRequested(decode_datum(
+                &writer,
+                crate::user_data_erasure_requested::schema(),
+                datum,
+            )?)),
+            LogWriter::Unknown(name) => Err(CodecError::UnknownRecord(name.to_owned())),
+        }
     }
 
     /// The direct reader of schema `id` when its schema is the reader's. Built once per id and
@@ -106,13 +183,7 @@ impl EventDecoder {
             return Ok(*r);
         }
         let same = writer.canonical_form() == self.reader.canonical_form();
-        let reader = if same {
-            let schema: &'static Schema = Box::leak(Box::new(writer.clone()));
-            let reader = GenericDatumReader::builder(schema).build().map_err(Box::new)?;
-            Some(&*Box::leak(Box::new(reader)))
-        } else {
-            None
-        };
+        let reader = if same { Some(leaked_reader(writer)?) } else { None };
         cache.insert(id, reader);
         Ok(reader)
     }
@@ -136,6 +207,14 @@ impl EventDecoder {
         }
         decode_datum(&writer, self.reader, datum)
     }
+}
+
+/// A reader of `writer`'s datums straight into Rust types, kept for the process's life (a reader
+/// borrows its schema; one per schema id the registry serves, so a handful).
+fn leaked_reader(writer: &Schema) -> Result<&'static GenericDatumReader<'static>, CodecError> {
+    let schema: &'static Schema = Box::leak(Box::new(writer.clone()));
+    let reader = GenericDatumReader::builder(schema).build().map_err(Box::new)?;
+    Ok(Box::leak(Box::new(reader)))
 }
 
 /// Reads one Avro datum written with `writer` into `T`, resolved into the `reader` schema: the

@@ -11,10 +11,12 @@ pub mod kafka;
 pub mod partitioner;
 pub mod registry;
 pub mod token;
+pub mod user_data_erasure_requested;
 
-pub use codec::{CodecError, EventDecoder, EventEncoder};
+pub use codec::{CodecError, EventDecoder, EventEncoder, LogEvent};
 pub use device_synced::DeviceSynced;
 pub use token::ConsistencyToken;
+pub use user_data_erasure_requested::UserDataErasureRequested;
 
 /// The topic DeviceSynced events are published to.
 pub const DEVICE_SYNCED_TOPIC: &str = "device-synced";

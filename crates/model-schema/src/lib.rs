@@ -1,5 +1,11 @@
 //! The health-model database's tables. The processor owns them (its migrations/ create them;
 //! keep the two in step); ingest-api's read routes only read them.
+//!
+//! Also the stored form of `day_samples.samples` ([`chunk_codec`], over the types of
+//! [`samples`]), so that a reader such as ingest-api's export can turn it into JSON.
+
+pub mod chunk_codec;
+pub mod samples;
 
 diesel::table! {
     partition_watermarks (topic, kafka_partition) {
@@ -103,6 +109,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    erasure_receipts (erasure_id) {
+        erasure_id -> Uuid,
+        user_id -> Text,
+        topic -> Text,
+        kafka_partition -> Int4,
+        kafka_offset -> Int8,
+        requested_at -> Timestamptz,
+        completed_at -> Timestamptz,
+        rows_deleted -> Int8,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     partition_watermarks,
     topic_incarnations,
@@ -110,5 +129,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_profiles,
     day_samples,
     daily_metrics,
-    rolling_metrics
+    rolling_metrics,
+    erasure_receipts
 );

@@ -1,6 +1,8 @@
 //! The processor's one write: one partition's batch of events, applied in one transaction.
 //!
 //! 1. lock the partition's watermark row; events at or below it were applied already;
+//!    erasures delete their users' rows and record receipts; syncs of an erased user that precede
+//!    the erasure (in the log, or by ingest time) are skipped (see [`crate::erasure`]);
 //! 2. take the batch's users from the cache (committed state only), loading misses with one
 //!    statement per table;
 //! 3. insert sync statuses and raw chunks; only chunks that are really new change the state;
@@ -23,17 +25,51 @@ use health_model::Profile;
 
 use crate::cache::{ModelCache, StoredProfile, UserModel};
 use crate::chunk::{self, local_midnight_ms, Chunk};
-use crate::chunk_codec;
 use crate::day_state::{self, DayState, SyncSource};
+use crate::erasure::{self, Erasure};
 use crate::series::{DailyValues, Series, HISTORY_DAYS};
 use crate::sql::{self, DailyRow, ProfileRow, StoredChunk};
-use crate::sync_outcome::SyncOutcome;
+use crate::sync_outcome::{Position, SyncOutcome};
 
-/// One consumed record to apply: its sync status, and the event when there is one to model.
+/// One consumed sync to apply: its sync status, and the event when there is one to model.
 #[derive(Debug, Clone)]
 pub struct Item {
     pub outcome: SyncOutcome,
     pub event: Option<DeviceSynced>,
+}
+
+/// One consumed record of the topic, in offset order within its partition.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Sync(Box<Item>),
+    Erasure(Erasure),
+    /// Dead-lettered with nothing to record (an erasure that could not be applied): only its
+    /// offset counts, for the watermark.
+    Skipped(Position),
+}
+
+impl Record {
+    pub fn offset(&self) -> i64 {
+        match self {
+            Record::Sync(i) => i.outcome.kafka_offset,
+            Record::Erasure(e) => e.at.offset,
+            Record::Skipped(at) => at.offset,
+        }
+    }
+
+    pub fn partition(&self) -> i32 {
+        match self {
+            Record::Sync(i) => i.outcome.kafka_partition,
+            Record::Erasure(e) => e.at.partition,
+            Record::Skipped(at) => at.partition,
+        }
+    }
+}
+
+impl From<Item> for Record {
+    fn from(item: Item) -> Self {
+        Record::Sync(Box::new(item))
+    }
 }
 
 /// Why a batch could not be applied.
@@ -91,10 +127,26 @@ pub struct ModelWriter<'a> {
 /// What a committed batch did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Applied {
-    /// Ingest times of the events above the watermark (new to the database), for freshness.
+    /// Ingest times of the events above the watermark (new to the database) that took effect,
+    /// for freshness (an erasure's request time counts as its ingest time).
     pub fresh_ingested_at: Vec<chrono::DateTime<chrono::Utc>>,
     /// The partition's watermark after the commit.
     pub watermark: i64,
+    /// Syncs above the watermark that were not applied because their user's data was erased
+    /// after them.
+    pub skipped_erased: usize,
+    /// Erasures carried out.
+    pub erasures: usize,
+}
+
+impl Applied {
+    /// Adds up the outcomes of consecutive transactions of one partition.
+    pub fn absorb(&mut self, other: Applied) {
+        self.fresh_ingested_at.extend(other.fresh_ingested_at);
+        self.watermark = self.watermark.max(other.watermark);
+        self.skipped_erased += other.skipped_erased;
+        self.erasures += other.erasures;
+    }
 }
 
 /// A fresh event's chunk, encoded for storage and kept decoded for the state.
@@ -104,18 +156,41 @@ struct NewChunk {
 }
 
 impl ModelWriter<'_> {
-    /// Applies `items` (one partition's, in offset order) and raises the partition's watermark
-    /// to `through`, atomically.
+    /// Applies `records` (one partition's, in offset order) and raises the partition's
+    /// watermark to `through`, atomically.
     pub fn apply(
         &self,
         conn: &mut PgConnection,
         partition: i32,
         through: i64,
-        items: &[Item],
+        records: &[Record],
     ) -> Result<Applied, ApplyError> {
         let (applied, models) = conn.transaction(|conn| -> Result<_, ApplyError> {
             let watermark = if self.watermarked { sql::lock_watermark(conn, self.topic, partition)? } else { i64::MIN };
-            let fresh: Vec<&Item> = items.iter().filter(|i| i.outcome.kafka_offset > watermark).collect();
+            let fresh_records: Vec<&Record> = records.iter().filter(|r| r.offset() > watermark).collect();
+            let erasures: Vec<&Erasure> = fresh_records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Erasure(e) => Some(e),
+                    _ => None,
+                })
+                .collect();
+            let syncs: Vec<&Item> = fresh_records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Sync(i) => Some(&**i),
+                    _ => None,
+                })
+                .collect();
+            // Erasures first: a sync before an erasure of its user (this batch's or a stored
+            // one's) is not applied, and one after it starts from nothing.
+            let (fresh, skipped_erased) = if self.watermarked {
+                erasure::without_erased(conn, self.topic, partition, &erasures, syncs)?
+            } else {
+                (syncs, 0)
+            };
+            let carried_out =
+                if erasures.is_empty() { 0 } else { erasure::carry_out(conn, self.topic, self.cache, &erasures)? };
             let events: Vec<(&DeviceSynced, &SyncOutcome)> =
                 fresh.iter().filter_map(|i| Some((i.event.as_ref()?, &i.outcome))).collect();
             let users: Vec<&str> =
@@ -208,10 +283,14 @@ impl ModelWriter<'_> {
             sql::upsert_rolling(conn, &rolling_rows)?;
             let new_watermark = watermark.max(through);
             if self.watermarked {
-                sql::raise_watermark(conn, self.topic, partition, new_watermark)?;
+                // Readers waiting for this offset are told on commit (LISTEN processor_watermarks).
+                sql::raise_watermark(conn, self.topic, partition, new_watermark, new_watermark > watermark)?;
             }
-            let fresh_ingested_at = fresh.iter().map(|i| i.outcome.ingested_at).collect();
-            Ok((Applied { fresh_ingested_at, watermark: new_watermark }, models))
+            let fresh_ingested_at =
+                fresh.iter().map(|i| i.outcome.ingested_at).chain(erasures.iter().map(|e| e.requested_at)).collect();
+            let applied =
+                Applied { fresh_ingested_at, watermark: new_watermark, skipped_erased, erasures: carried_out };
+            Ok((applied, models))
         })?;
         // Committed: only now does the cache see the new state.
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).put_back(partition, applied.watermark, models);
@@ -380,7 +459,7 @@ fn new_chunks(events: &[(&DeviceSynced, &SyncOutcome)]) -> Vec<NewChunk> {
                     device_id: event.device_id.clone(),
                     utc_offset_minutes: day.offset_minutes,
                     phone_time_ms: event.clock.phone_time_ms,
-                    samples: chunk_codec::encode(&day.chunk),
+                    samples: model_schema::chunk_codec::encode(&day.chunk),
                 },
                 chunk: day.chunk,
             });
@@ -401,7 +480,7 @@ fn date_spans(new_chunks: &[NewChunk]) -> HashMap<&str, (NaiveDate, NaiveDate)> 
 }
 
 fn merge_stored(days: &mut BTreeMap<NaiveDate, DayState>, stored: &StoredChunk) -> Result<(), ApplyError> {
-    let chunk = chunk_codec::decode(&stored.samples).map_err(|e| {
+    let chunk = model_schema::chunk_codec::decode(&stored.samples).map_err(|e| {
         ApplyError::Corrupt(format!(
             "stored samples of {} on {} (sync {}): {e}",
             stored.user_id, stored.local_date, stored.sync_id

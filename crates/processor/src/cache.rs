@@ -157,6 +157,16 @@ impl ModelCache {
         self.publish();
     }
 
+    /// Forgets users whatever their partition (their data was erased).
+    pub fn evict(&mut self, users: &[&str]) {
+        for &user in users {
+            if let Some(c) = self.users.pop(user) {
+                self.bytes -= c.bytes;
+            }
+        }
+        self.publish();
+    }
+
     /// Forgets a partition: it was revoked, or someone else wrote it.
     pub fn drop_partition(&mut self, partition: i32) {
         self.built_through.remove(&partition);
@@ -212,6 +222,20 @@ mod tests {
         assert_eq!(m.evictions.get(), 1);
         assert!(cache.take(0, 1, &["a"]).is_empty());
         assert_eq!(cache.take(0, 1, &["b", "c"]).len(), 2);
+    }
+
+    #[test]
+    fn an_erased_user_is_evicted_and_others_stay() {
+        let mut cache = ModelCache::new(1 << 20, metrics());
+        cache.put_back(
+            1,
+            5,
+            HashMap::from([("a".to_owned(), UserModel::default()), ("b".to_owned(), UserModel::default())]),
+        );
+        cache.evict(&["a", "not-cached"]);
+        assert!(cache.take(1, 5, &["a"]).is_empty());
+        assert_eq!(cache.take(1, 5, &["b"]).len(), 1);
+        assert_eq!(cache.bytes(), 0);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct Settings {
     pub topic_partitions: i32,
     pub topic_replication: i32,
     pub topic_min_insync_replicas: i32,
+    /// `retention.ms` of the topics `create-topics` makes: how long raw events (health data)
+    /// stay in Kafka, and so when an erasure is complete there too.
+    pub topic_retention_ms: i64,
 }
 
 impl Settings {
@@ -57,6 +60,7 @@ impl Settings {
             topic_partitions: parse("PROCESSOR_TOPIC_PARTITIONS", "6")?,
             topic_replication: parse("PROCESSOR_TOPIC_REPLICATION", "1")?,
             topic_min_insync_replicas: parse("PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS", "1")?,
+            topic_retention_ms: parse("PROCESSOR_TOPIC_RETENTION_MS", "604800000")?,
         })
     }
 }

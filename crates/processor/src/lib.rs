@@ -4,12 +4,14 @@ pub mod apply;
 mod backoff;
 pub mod cache;
 pub mod chunk;
-pub mod chunk_codec;
+/// The stored form of chunks, shared with readers (ingest-api's export) through model-schema.
+pub use model_schema::chunk_codec;
 pub mod config;
 mod consumer;
 pub mod day_state;
 pub mod db;
 mod dead_letter;
+pub mod erasure;
 pub mod incarnation;
 pub mod metrics;
 mod ops;

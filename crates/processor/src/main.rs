@@ -6,7 +6,8 @@ const USAGE: &str = "usage: processor [run | migrate | create-topics]
   run            consume DeviceSynced and write the health model (default)
   migrate        apply the database migrations and exit
   create-topics  create the event topic and its DLQ if missing (PROCESSOR_TOPIC_PARTITIONS, default 6;
-                 PROCESSOR_TOPIC_REPLICATION and PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS, default 1 and 1)
+                 PROCESSOR_TOPIC_REPLICATION and PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS, default 1 and 1;
+                 PROCESSOR_TOPIC_RETENTION_MS, default 604800000 = 7 days)
   adopt-topic    accept the live topic as the one the watermarks belong to, after it was recreated
                  or the cluster changed: clears the topic's watermarks, so its events apply from
                  its start (sync ids already processed stay deduplicated)";

@@ -7,8 +7,11 @@ use crate::cache::CacheMetrics;
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
-    /// Events whose effects were committed, by outcome (`applied`, `skipped_duplicate`, `dead_lettered`).
+    /// Events whose effects were committed, by outcome (`applied`, `skipped_duplicate`,
+    /// `skipped_erased`: a sync of a user whose data was erased after it, `dead_lettered`).
     pub events: IntCounterVec,
+    /// Erasures carried out (a user's rows deleted and a receipt recorded).
+    pub erasures: IntCounter,
     pub batch_size: Histogram,
     /// Time from a batch's first event received to its transaction committed.
     pub batch_seconds: Histogram,
@@ -51,6 +54,8 @@ impl Metrics {
         let consumer_lag =
             IntGaugeVec::new(Opts::new("consumer_lag", "Records behind the high watermark"), &["topic", "partition"])
                 .expect("valid metric");
+        let erasures =
+            IntCounter::new("erasures_total", "Users whose data was erased (receipts written)").expect("valid metric");
         let sql_statements =
             IntCounter::new("sql_statements_total", "Statements sent to PostgreSQL").expect("valid metric");
         let cache = CacheMetrics {
@@ -80,6 +85,7 @@ impl Metrics {
             Box::new(paused.clone()),
             Box::new(rebalances.clone()),
             Box::new(events.clone()),
+            Box::new(erasures.clone()),
             Box::new(batch_size.clone()),
             Box::new(batch_seconds.clone()),
             Box::new(end_to_end_lag_seconds.clone()),
@@ -98,6 +104,7 @@ impl Metrics {
         Self {
             registry,
             events,
+            erasures,
             batch_size,
             batch_seconds,
             end_to_end_lag_seconds,

@@ -6,6 +6,10 @@
 //! Replication and `min.insync.replicas` come from the settings: with acks=all, a 202 means the
 //! record is on `min.insync.replicas` brokers, so on a real cluster they must be above 1 (the
 //! Helm values default to 3 and 2; the embedded broker has one node, so 1 and 1).
+//!
+//! Both topics get `retention.ms` (`PROCESSOR_TOPIC_RETENTION_MS`, default 7 days): raw events
+//! are health data, and an erasure is complete once the events before it have aged out of Kafka.
+//! A topic that exists already keeps its configuration.
 
 use std::time::Duration;
 
@@ -25,15 +29,23 @@ pub async fn create_topics(settings: &Settings) -> anyhow::Result<Vec<(String, b
         (1..=replication).contains(&min_insync),
         "PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS={min_insync} must be between 1 and PROCESSOR_TOPIC_REPLICATION={replication}"
     );
+    anyhow::ensure!(
+        settings.topic_retention_ms > 0,
+        "PROCESSOR_TOPIC_RETENTION_MS={} must be positive: raw events must age out for an erasure to complete",
+        settings.topic_retention_ms
+    );
     let min_insync = min_insync.to_string();
+    let retention = settings.topic_retention_ms.to_string();
     let admin: AdminClient<DefaultClientContext> = events::kafka::client_config(&settings.kafka_bootstrap_servers)
         .create()
         .context("creating the Kafka admin client")?;
     let topics = [
         NewTopic::new(&settings.topic, partitions, TopicReplication::Fixed(replication))
-            .set("min.insync.replicas", &min_insync),
+            .set("min.insync.replicas", &min_insync)
+            .set("retention.ms", &retention),
         NewTopic::new(&settings.dlq_topic, 1, TopicReplication::Fixed(replication))
-            .set("min.insync.replicas", &min_insync),
+            .set("min.insync.replicas", &min_insync)
+            .set("retention.ms", &retention),
     ];
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use events::{DeviceSynced, EventDecoder};
+use events::{EventDecoder, LogEvent};
 use log::{debug, error, info, warn};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -33,13 +33,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{ApplyError, Item, ModelWriter};
+use crate::apply::{Applied, ApplyError, Item, ModelWriter, Record};
 use crate::backoff::Backoff;
 use crate::cache::ModelCache;
 use crate::config::Settings;
 use crate::consumer::ProcessorConsumer;
 use crate::db::PgPool;
 use crate::dead_letter::{self, Poison};
+use crate::erasure::Erasure;
 use crate::incarnation::{self, Mismatch, Verdict};
 use crate::metrics::Metrics;
 use crate::sync_outcome::{Position, SyncOutcome};
@@ -65,7 +66,7 @@ const KEEPALIVE: Duration = Duration::from_secs(1);
 
 /// One record's fate once decoded.
 enum Decoded {
-    Apply(Box<Item>),
+    Apply(Box<Record>),
     /// Cannot be applied, ever; handed to the DLQ (with the outcome when the event decoded).
     Poison(Poison, Option<Box<SyncOutcome>>),
 }
@@ -184,10 +185,19 @@ impl Worker {
             return Ok(Decoded::Poison(Poison::undecodable("processor.EmptyPayload", "the record has no value"), None));
         };
         let at = Position { partition: message.partition(), offset: message.offset() };
-        match self.decoder.decode::<DeviceSynced>(payload).await {
-            Ok(event) => Ok(match SyncOutcome::processed(&event, at) {
+        match self.decoder.decode_log_event(payload).await {
+            Ok(LogEvent::UserDataErasureRequested(request)) => Ok(match Erasure::from_event(&request, at) {
+                // The key decides the partition, and so the order against the user's syncs.
+                Ok(_) if message.key() != Some(request.user_id.as_bytes()) => Decoded::Poison(
+                    Poison::unusable("processor.KeyMismatch", "an erasure's record key must be its user id"),
+                    None,
+                ),
+                Ok(erasure) => Decoded::Apply(Box::new(Record::Erasure(erasure))),
+                Err(reason) => Decoded::Poison(Poison::unusable("processor.InvalidEvent", reason), None),
+            }),
+            Ok(LogEvent::DeviceSynced(event)) => Ok(match SyncOutcome::processed(&event, at) {
                 Ok(outcome) => match crate::chunk::check_sample_times(&event, self.settings.max_series_days) {
-                    Ok(()) => Decoded::Apply(Box::new(Item { outcome, event: Some(event) })),
+                    Ok(()) => Decoded::Apply(Box::new(Record::Sync(Box::new(Item { outcome, event: Some(*event) })))),
                     Err(reason) => {
                         Decoded::Poison(Poison::unusable("processor.TimeOutOfBounds", reason), Some(Box::new(outcome)))
                     }
@@ -200,6 +210,7 @@ impl Worker {
                     events::CodecError::Registry(_) => "events.codec.UnknownSchema",
                     events::CodecError::Framing(_) => "events.codec.NotConfluentAvro",
                     events::CodecError::Avro(_) => "events.codec.AvroDecodeError",
+                    events::CodecError::UnknownRecord(_) => "events.codec.UnknownRecord",
                 };
                 Ok(Decoded::Poison(Poison::undecodable(class, e.to_string()), None))
             }
@@ -228,7 +239,7 @@ impl Worker {
         } else {
             BTreeMap::new()
         };
-        let mut by_partition: BTreeMap<i32, Vec<Item>> = BTreeMap::new();
+        let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
         for (message, d) in messages.iter().zip(decoded) {
             let item = match d {
                 Decoded::Apply(item) => Some(*item),
@@ -243,11 +254,11 @@ impl Worker {
                         return false;
                     }
                     dead_letter::failed_outcome(message, outcome.as_deref(), &poison.message)
-                        .map(|outcome| Item { outcome, event: None })
+                        .map(|outcome| Record::Sync(Box::new(Item { outcome, event: None })))
                 }
             };
             if let Some(item) = item {
-                by_partition.entry(item.outcome.kafka_partition).or_default().push(item);
+                by_partition.entry(item.partition()).or_default().push(item);
             }
         }
         let messages_by_position: HashMap<(i32, i64), &OwnedMessage> =
@@ -257,8 +268,12 @@ impl Worker {
             self.apply_partition(partition, through, items, &messages_by_position, shutdown)
         });
         let results = futures::future::join_all(runs).await;
-        let Some(fresh) = results.into_iter().collect::<Option<Vec<_>>>() else { return false };
-        let fresh: Vec<chrono::DateTime<Utc>> = fresh.into_iter().flatten().collect();
+        let Some(results) = results.into_iter().collect::<Option<Vec<_>>>() else { return false };
+        let mut total = Applied::default();
+        for r in results {
+            total.absorb(r);
+        }
+        let (fresh, skipped_erased) = (total.fresh_ingested_at, total.skipped_erased);
         let applied = fresh.len();
         self.healthy.store(true, Ordering::Relaxed);
         // The next offset to read is stored (rd_kafka_offsets_store takes it as given; the older
@@ -280,10 +295,12 @@ impl Worker {
             self.metrics.end_to_end_lag_seconds.observe((now - at).num_milliseconds().max(0) as f64 / 1000.0);
         }
         self.metrics.events.with_label_values(&["applied"]).inc_by(applied as u64);
+        self.metrics.events.with_label_values(&["skipped_erased"]).inc_by(skipped_erased as u64);
+        self.metrics.erasures.inc_by(total.erasures as u64);
         self.metrics
             .events
             .with_label_values(&["skipped_duplicate"])
-            .inc_by((messages.len().saturating_sub(applied)) as u64);
+            .inc_by((messages.len().saturating_sub(applied + skipped_erased)) as u64);
         self.metrics.batch_size.observe(messages.len() as f64);
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         debug!("applied a batch of {} event(s), {} new, through offsets {:?}", messages.len(), applied, positions);
@@ -429,27 +446,27 @@ impl Worker {
         }
     }
 
-    /// Applies one partition's items through `through`, isolating poison. Returns the ingest
-    /// times of the events that were new, or None on shutdown.
+    /// Applies one partition's records through `through`, isolating poison. Returns what the
+    /// transactions did, or None on shutdown.
     async fn apply_partition(
         &self,
         partition: i32,
         through: i64,
-        items: Vec<Item>,
+        items: Vec<Record>,
         messages: &HashMap<(i32, i64), &OwnedMessage>,
         shutdown: &CancellationToken,
-    ) -> Option<Vec<chrono::DateTime<Utc>>> {
+    ) -> Option<Applied> {
         let mut items = Arc::new(items);
         let mut work: VecDeque<Range<usize>> = VecDeque::new();
         work.push_back(0..items.len());
-        let mut applied = Vec::new();
+        let mut applied = Applied::default();
         let mut backoff = Backoff::default();
         let mut suspicions: HashMap<i64, u32> = HashMap::new();
         while let Some(range) = work.pop_front() {
-            let upto = if range.end == items.len() { through } else { items[range.end - 1].outcome.kafka_offset };
+            let upto = if range.end == items.len() { through } else { items[range.end - 1].offset() };
             let error = match self.apply_range(partition, upto, items.clone(), range.clone()).await {
-                Ok(fresh) => {
-                    applied.extend(fresh);
+                Ok(done) => {
+                    applied.absorb(done);
                     continue;
                 }
                 Err(e) => e,
@@ -458,14 +475,14 @@ impl Worker {
                 let mid = range.start + range.len() / 2;
                 warn!(
                     "partition {partition}: {error}; splitting offsets {}..={upto} to isolate the event",
-                    items[range.start].outcome.kafka_offset
+                    items[range.start].offset()
                 );
                 work.push_front(mid..range.end);
                 work.push_front(range.start..mid);
                 continue;
             }
             if error.may_be_poison() && range.len() == 1 {
-                let offset = items[range.start].outcome.kafka_offset;
+                let offset = items[range.start].offset();
                 let seen = suspicions.entry(offset).or_default();
                 *seen += 1;
                 if *seen >= POISON_CONFIRMATIONS && self.database_answers().await {
@@ -476,15 +493,29 @@ impl Worker {
                             return None;
                         }
                     }
-                    let item = &items[range.start];
-                    let failed = SyncOutcome::failed(
-                        item.outcome.sync_id,
-                        Some(item.outcome.event_id),
-                        item.outcome.user_id.clone(),
-                        Position { partition, offset },
-                        &poison.message,
-                    );
-                    Arc::make_mut(&mut items)[range.start] = Item { outcome: failed, event: None };
+                    let at = Position { partition, offset };
+                    let replacement = match &items[range.start] {
+                        Record::Sync(item) => Record::Sync(Box::new(Item {
+                            outcome: SyncOutcome::failed(
+                                item.outcome.sync_id,
+                                Some(item.outcome.event_id),
+                                item.outcome.user_id.clone(),
+                                at,
+                                &poison.message,
+                            ),
+                            event: None,
+                        })),
+                        Record::Erasure(e) => {
+                            error!(
+                                "erasure {} of user {} at {partition}/{offset} could not be applied and was \
+                                 dead-lettered: {}; the user's data is NOT erased",
+                                e.erasure_id, e.user_id, poison.message
+                            );
+                            Record::Skipped(at)
+                        }
+                        Record::Skipped(_) => Record::Skipped(at),
+                    };
+                    Arc::make_mut(&mut items)[range.start] = replacement;
                     work.push_front(range);
                     continue;
                 }
@@ -506,9 +537,9 @@ impl Worker {
         &self,
         partition: i32,
         upto: i64,
-        items: Arc<Vec<Item>>,
+        items: Arc<Vec<Record>>,
         range: Range<usize>,
-    ) -> Result<Vec<chrono::DateTime<Utc>>, ApplyError> {
+    ) -> Result<Applied, ApplyError> {
         let (pool, cache, topic) = (self.pool.clone(), self.cache.clone(), self.settings.topic.clone());
         let max_series_days = self.settings.max_series_days;
         let run = tokio::task::spawn_blocking(move || {
@@ -526,8 +557,7 @@ impl Worker {
                 Err(ApplyError::Unusable(format!("applying panicked: {what}")))
             })
         });
-        let applied = run.await.map_err(|e| ApplyError::Unusable(format!("applying failed: {e}")))??;
-        Ok(applied.fresh_ingested_at)
+        run.await.map_err(|e| ApplyError::Unusable(format!("applying failed: {e}")))?
     }
 
     async fn database_answers(&self) -> bool {

@@ -65,9 +65,19 @@ fn earlier(parsed: &[(i32, Schema)], level: avro_compat::Level) -> String {
 /// The `events` crate compiles the schema files in; if they differ from the files on disk, the
 /// generated types are stale (rebuild).
 pub fn generated_code_is_current(subjects: &[Subject]) -> Vec<String> {
+    // Every subject the events crate generates types for: (subject, versions, producer version).
+    let generated = [
+        (events::device_synced::SUBJECT, events::device_synced::VERSIONS, events::device_synced::PRODUCER_VERSION),
+        (
+            events::user_data_erasure_requested::SUBJECT,
+            events::user_data_erasure_requested::VERSIONS,
+            events::user_data_erasure_requested::PRODUCER_VERSION,
+        ),
+    ];
     let mut problems = Vec::new();
-    for subject in subjects.iter().filter(|s| s.name == events::device_synced::SUBJECT) {
-        let compiled = events::device_synced::VERSIONS;
+    for (subject, compiled, producer) in
+        subjects.iter().filter_map(|s| generated.iter().find(|g| g.0 == s.name).map(|g| (s, g.1, g.2)))
+    {
         if compiled.len() != subject.versions.len() {
             problems.push(format!(
                 "{}: the events crate was generated from {} version(s), the directory has {}; rebuild",
@@ -87,12 +97,10 @@ pub fn generated_code_is_current(subjects: &[Subject]) -> Vec<String> {
                 }
             }
         }
-        if events::device_synced::PRODUCER_VERSION != subject.producer_version {
+        if producer != subject.producer_version {
             problems.push(format!(
-                "{}: the events crate writes v{}, the manifest says v{}; rebuild",
-                subject.name,
-                events::device_synced::PRODUCER_VERSION,
-                subject.producer_version
+                "{}: the events crate writes v{producer}, the manifest says v{}; rebuild",
+                subject.name, subject.producer_version
             ));
         }
     }

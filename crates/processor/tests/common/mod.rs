@@ -51,6 +51,7 @@ pub async fn spawn_processor_with(adjust: impl FnOnce(&mut Settings)) -> TestPro
         topic_partitions: 6,
         topic_replication: 1,
         topic_min_insync_replicas: 1,
+        topic_retention_ms: 604_800_000,
     };
     let mut settings = settings;
     adjust(&mut settings);

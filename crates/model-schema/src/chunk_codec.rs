@@ -1,4 +1,4 @@
-//! The stored form of a [`Chunk`]: compact binary (bytea), about a tenth of the JSONB it
+//! The stored form of a [`Chunk`] (`day_samples.samples`): compact binary (bytea), about a tenth of the JSONB it
 //! replaces. Times are delta-of-delta encoded (regular sampling costs one byte a sample), values
 //! as deltas from the previous one, all as zigzag LEB128 varints; f32 values keep their bits.
 //!
@@ -7,8 +7,9 @@
 //! run-length encoded, since they change rarely within a sync.
 
 use health_model::sleep::Stage;
+use serde_json::{json, Value};
 
-use crate::chunk::{Chunk, HrSample, HrSource, RrRun, SleepSample, StepSample};
+use crate::samples::{Chunk, HrSample, HrSource, RrRun, SleepSample, StepSample};
 
 const VERSION: u8 = 1;
 
@@ -16,7 +17,7 @@ const VERSION: u8 = 1;
 pub enum DecodeError {
     #[error("the stored chunk ends early")]
     Truncated,
-    #[error("the stored chunk has format version {0}; this processor reads version {VERSION}")]
+    #[error("the stored chunk has format version {0}; this build reads version {VERSION}")]
     Version(u8),
     #[error("the stored chunk has an invalid {0}")]
     Invalid(&'static str),
@@ -192,6 +193,44 @@ pub fn decode(bytes: &[u8]) -> Result<Chunk, DecodeError> {
         return Err(DecodeError::Invalid("trailer"));
     }
     Ok(chunk)
+}
+
+/// One stored `samples` blob as JSON, for exports: each kind an array of objects with named
+/// fields (times in UTC epoch milliseconds), e.g.
+/// `{"heart_rate": [{"t_ms": 1772400000000, "bpm": 61, "source": "optical_locked"}], "rr": [...],
+/// "steps": [...], "sleep": [...], "spo2": [...], "skin_temperature": [...], "wear": [...]}`.
+pub fn decode_to_json(bytes: &[u8]) -> Result<Value, DecodeError> {
+    Ok(to_json(&decode(bytes)?))
+}
+
+/// A chunk as JSON (the shape [`decode_to_json`] documents).
+pub fn to_json(chunk: &Chunk) -> Value {
+    let source = |s: HrSource| match s {
+        HrSource::OpticalUnlocked => "optical_unlocked",
+        HrSource::OpticalLocked => "optical_locked",
+        HrSource::Strap => "strap",
+    };
+    let stage = |s: Stage| match s {
+        Stage::Awake => "awake",
+        Stage::Light => "light",
+        Stage::Deep => "deep",
+        Stage::Rem => "rem",
+    };
+    json!({
+        "heart_rate": chunk.hr.iter().map(|s| json!({"t_ms": s.t, "bpm": s.bpm, "source": source(s.source)})).collect::<Vec<_>>(),
+        "rr": chunk.rr.iter().map(|r| json!({"first_beat_ms": r.first_beat_ms, "intervals_ms": r.intervals_ms})).collect::<Vec<_>>(),
+        "steps": chunk.steps.iter().map(|s| json!({
+            "t_ms": s.t, "duration_s": s.duration_s, "steps": s.steps, "distance_m": s.distance_m
+        })).collect::<Vec<_>>(),
+        "sleep": chunk.sleep.iter().map(|s| json!({
+            "start_ms": s.start_ms, "end_ms": s.end_ms, "stage": stage(s.stage)
+        })).collect::<Vec<_>>(),
+        "spo2": chunk.spo2.iter().map(|&(t, p)| json!({"t_ms": t, "percent": p})).collect::<Vec<_>>(),
+        "skin_temperature": chunk.skin_temperature.iter().map(|&(t, d)| json!({
+            "night_end_ms": t, "deviation_c": d
+        })).collect::<Vec<_>>(),
+        "wear": chunk.wear.iter().map(|&(t, on)| json!({"t_ms": t, "on_wrist": on})).collect::<Vec<_>>(),
+    })
 }
 
 fn stage_code(s: Stage) -> u8 {
@@ -373,6 +412,31 @@ mod tests {
         let chunk = sample();
         // 180 HR samples at 5 s cost about 2 bytes each, 15 step epochs about 8.
         assert!(encode(&chunk).len() < 600, "{} bytes", encode(&chunk).len());
+    }
+
+    #[test]
+    fn a_stored_blob_decodes_to_json_with_every_sample() {
+        let chunk = sample();
+        let value = decode_to_json(&encode(&chunk)).expect("decodes");
+        assert_eq!(value["heart_rate"].as_array().map(Vec::len), Some(180));
+        assert_eq!(
+            value["heart_rate"][0],
+            json!({"t_ms": 1_772_400_000_000_i64, "bpm": 60, "source": "optical_locked"})
+        );
+        assert_eq!(value["heart_rate"][179]["source"], "strap");
+        assert_eq!(value["rr"][0]["intervals_ms"], json!([812, 830, 799, 1_999, 270, 65_535, 0, -1]));
+        assert_eq!(
+            value["steps"][2],
+            json!({"t_ms": 1_772_400_120_000_i64, "duration_s": 60, "steps": 14, "distance_m": 0.2_f32})
+        );
+        assert_eq!(value["sleep"][1]["stage"], "rem");
+        assert_eq!(value["spo2"][1], json!({"t_ms": 1_772_400_060_000_i64, "percent": 95}));
+        assert_eq!(value["skin_temperature"][0]["deviation_c"], json!(-0.25_f32));
+        assert_eq!(
+            value["wear"],
+            json!([{"t_ms": 1_772_400_000_000_i64, "on_wrist": false}, {"t_ms": 1_772_400_000_001_i64, "on_wrist": true}])
+        );
+        assert_eq!(decode_to_json(&[9]), Err(DecodeError::Version(9)));
     }
 
     #[test]
