@@ -210,6 +210,10 @@ expect_failure "ingest-api: a token secret shorter than 16 bytes fails" "authTok
     tpl "$IA" -f "$IA/ci/demo.yaml" --set secrets.authTokenSecret=short
 expect_failure "ingest-api: a password in kafka.config fails" "secret" \
     tpl "$IA" -f "$IA/ci/minimal.yaml" --set 'kafka.config.sasl\.password=hunter2'
+expect_failure "ingest-api: a JWKS without an issuer fails" "auth.jwt.issuer is required with a JWKS" \
+    tpl "$IA" -f "$IA/ci/identity.yaml" --set auth.jwt.issuer=
+expect_failure "ingest-api: exports not below the read pool fail" "exportMaxConcurrent .* must be below config.readPoolSize" \
+    tpl "$IA" -f "$IA/ci/minimal.yaml" --set config.exportMaxConcurrent=8
 expect_failure "processor: replicaCount \"three\" fails lint" "replicaCount" \
     "$HELM" lint --strict --kube-version "$KUBE_VERSION" "$PR" -f "$PR/ci/minimal.yaml" --set-string replicaCount=three
 expect_failure "processor: no existingSecret and no opt-in fails" "existingSecret" \

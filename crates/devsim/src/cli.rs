@@ -118,7 +118,8 @@ pub struct RunArgs {
     /// Most requests in flight over all devices.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
-    /// Retries of a sync answered 503 (after Retry-After) or not answered at all.
+    /// Retries of a sync answered 503 (after Retry-After) or not answered at all. A 429 is not
+    /// a failure: the sync is sent again after its Retry-After (at most 60 s), without limit.
     #[arg(long, default_value_t = 5)]
     pub max_retries: u32,
     /// Timeout of one request.
@@ -179,8 +180,9 @@ pub struct LoadArgs {
     /// Seed of the standard syncs' sample values.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Send a request again (same body, same sync id) after a 5xx, a 429 or no answer, at most
-    /// this many times, waiting 200 ms doubling to 2 s; latency counts to the last answer.
+    /// Send a request again (same body, same sync id) after a 5xx or no answer, at most this
+    /// many times, waiting 200 ms doubling to 2 s; latency counts to the last answer. A 429 is
+    /// always sent again after its Retry-After (at most 60 s), and is not counted here.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000))]
     pub retries: u32,
     /// Write one JSON line per attempt to this file: sync id, user, device, attempt, status

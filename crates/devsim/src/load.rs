@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::latency::{LatencyStats, Percentiles, Schedule, Timing};
-use crate::wire::{Target, Wire};
+use crate::wire::{Reply, Target, Wire};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
@@ -48,8 +48,9 @@ pub struct LoadConfig {
     /// Print a progress line this often (None: quiet).
     pub progress_every: Option<Duration>,
     pub seed: u64,
-    /// Times a request is sent again, with the same body and sync id, after a 5xx, a 429 or no
-    /// answer (a phone retrying); 0 never retries.
+    /// Times a request is sent again, with the same body and sync id, after a 5xx or no answer
+    /// (a phone retrying); 0 never retries. A 429 is always sent again after its `Retry-After`
+    /// (see [`rate_limit_pause`]) and does not count here.
     pub retries: u32,
     /// Where to write one JSON line per attempt (see [`Ledger`]); None writes none.
     pub ledger: Option<PathBuf>,
@@ -87,6 +88,9 @@ pub struct LoadStats {
     pub answered: u64,
     pub accepted: u64,
     pub errors: BTreeMap<String, u64>,
+    /// Requests whose last answer was a 429 because the run stopped while they waited to be
+    /// sent again: neither accepted nor an error.
+    pub rate_limited_at_stop: u64,
     pub bytes_sent: u64,
     /// When the last request completed, from the start.
     pub last_done: Duration,
@@ -102,6 +106,10 @@ impl LoadStats {
             Some(202) => {
                 self.answered += 1;
                 self.accepted += 1;
+            }
+            Some(429) => {
+                self.answered += 1;
+                self.rate_limited_at_stop += 1;
             }
             Some(s) => {
                 self.answered += 1;
@@ -201,6 +209,11 @@ pub struct LoadReport {
     pub errors: BTreeMap<String, u64>,
     /// Attempts sent again after a retryable failure (`--retries`); not counted in `requests`.
     pub retries: u64,
+    /// 429 answers: each request waited for its `Retry-After` and was sent again (same body,
+    /// same sync id); not in `errors`, not in `retries`.
+    pub rate_limited: u64,
+    /// Requests still waiting after a 429 when the run stopped.
+    pub rate_limited_at_stop: u64,
     pub throughput_per_s: f64,
     pub accepted_per_s: f64,
     pub bytes_sent: u64,
@@ -219,7 +232,14 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    fn new(config: &LoadConfig, stats: &LoadStats, elapsed: Duration, cpu: Option<Duration>, retries: u64) -> Self {
+    fn new(
+        config: &LoadConfig,
+        stats: &LoadStats,
+        elapsed: Duration,
+        cpu: Option<Duration>,
+        retries: u64,
+        rate_limited: u64,
+    ) -> Self {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let fixed = matches!(config.rate, Rate::PerSecond(_));
         Self {
@@ -238,6 +258,8 @@ impl LoadReport {
             accepted: stats.accepted,
             errors: stats.errors.clone(),
             retries,
+            rate_limited,
+            rate_limited_at_stop: stats.rate_limited_at_stop,
             throughput_per_s: (stats.completed as f64 / secs * 10.0).round() / 10.0,
             accepted_per_s: (stats.accepted as f64 / secs * 10.0).round() / 10.0,
             bytes_sent: stats.bytes_sent,
@@ -265,7 +287,7 @@ impl LoadReport {
         };
         let mut s = format!(
             "devsim load: {} at {rate}, concurrency {}{}\n  \
-             requests {}  completed {}  202 {}  errors {errors}  retries {}\n  \
+             requests {}  completed {}  202 {}  errors {errors}  retries {}  429 (waited, sent again) {}\n  \
              elapsed {:.2} s  throughput {}/s  accepted {}/s  sent {:.1} MiB\n  \
              latency ({}):\n    {}\n",
             self.url,
@@ -275,6 +297,7 @@ impl LoadReport {
             self.completed,
             self.accepted,
             self.retries,
+            self.rate_limited,
             self.elapsed_s,
             self.throughput_per_s,
             self.accepted_per_s,
@@ -395,23 +418,27 @@ pub async fn run(config: LoadConfig, stop: CancellationToken) -> anyhow::Result<
     };
     let ledger = config.ledger.as_deref().map(Ledger::create).transpose()?.map(Arc::new);
     let retried = Arc::new(AtomicU64::new(0));
+    let rate_limited = Arc::new(AtomicU64::new(0));
     let stats = Arc::new(Mutex::new(LoadStats::default()));
     let send = {
-        let (ledger, retried, max_retries, stop) = (ledger.clone(), retried.clone(), config.retries, stop.clone());
+        let (ledger, retried, rate_limited, max_retries, stop) =
+            (ledger.clone(), retried.clone(), rate_limited.clone(), config.retries, stop.clone());
         move |i: u64| {
             let (client, wire, targets, bodies) = (client.clone(), wire.clone(), targets.clone(), bodies.clone());
-            let (ledger, retried, stop) = (ledger.clone(), retried.clone(), stop.clone());
+            let (ledger, retried, rate_limited, stop) =
+                (ledger.clone(), retried.clone(), rate_limited.clone(), stop.clone());
             async move {
                 let device = (i % targets.len() as u64) as usize;
                 let target = &targets[device];
-                let mut body = bodies.wire_body(&client, i);
+                // Shared, not copied, by the attempts: every one carries the same bytes.
+                let body = bytes::Bytes::from(bodies.wire_body(&client, i));
                 let bytes_sent = body.len() as u64;
-                let mut attempt = 0u32;
+                // `attempt` numbers every send of this sync id; `failures` the ones `--retries` bounds.
+                let (mut attempt, mut failures) = (0u32, 0u32);
                 loop {
-                    // Kept only when it may be sent again: a retry carries the same bytes.
-                    let again = (attempt < max_retries).then(|| body.clone());
                     let sent = SystemTime::now();
-                    let status = wire.post(target, body).await.ok();
+                    let reply = wire.post(target, body.clone()).await.ok();
+                    let status = reply.map(|r| r.status);
                     if let Some(ledger) = &ledger {
                         ledger.write(&LedgerLine {
                             sync_id: sync_id(bodies.ids, i),
@@ -422,21 +449,30 @@ pub async fn run(config: LoadConfig, stop: CancellationToken) -> anyhow::Result<
                             answered: SystemTime::now(),
                         });
                     }
-                    let Some(next) = again.filter(|_| retryable(status)) else {
-                        return Outcome { status, bytes_sent };
+                    let pause = match reply {
+                        // Asked to slow down: not a failure, the server said when to come back.
+                        Some(Reply { status: 429, retry_after }) => {
+                            rate_limited.fetch_add(1, Ordering::Relaxed);
+                            rate_limit_pause(retry_after)
+                        }
+                        _ if failures < max_retries && retryable(status) => {
+                            failures += 1;
+                            retried.fetch_add(1, Ordering::Relaxed);
+                            retry_backoff(failures)
+                        }
+                        _ => return Outcome { status, bytes_sent },
                     };
                     attempt += 1;
-                    retried.fetch_add(1, Ordering::Relaxed);
                     tokio::select! {
                         _ = stop.cancelled() => return Outcome { status, bytes_sent },
-                        _ = tokio::time::sleep(retry_backoff(attempt)) => {}
+                        _ = tokio::time::sleep(pause) => {}
                     }
-                    body = next;
                 }
             }
         }
     };
-    let progress = config.progress_every.map(|every| tokio::spawn(progress(stats.clone(), every)));
+    let progress =
+        config.progress_every.map(|every| tokio::spawn(progress(stats.clone(), rate_limited.clone(), every)));
     let cpu_before = crate::cpu::process_cpu_time();
     let started = Instant::now();
     drive(plan, send, stats.clone(), stop).await;
@@ -450,16 +486,30 @@ pub async fn run(config: LoadConfig, stop: CancellationToken) -> anyhow::Result<
     }
     let stats = stats.lock().expect("stats lock");
     let elapsed = if stats.last_done > Duration::ZERO { stats.last_done.min(elapsed) } else { elapsed };
-    Ok(LoadReport::new(&config, &stats, elapsed, cpu, retried.load(Ordering::Relaxed)))
+    Ok(LoadReport::new(
+        &config,
+        &stats,
+        elapsed,
+        cpu,
+        retried.load(Ordering::Relaxed),
+        rate_limited.load(Ordering::Relaxed),
+    ))
 }
 
 /// Whether a phone would send the same sync again: the server failed (5xx), asked it to slow
-/// down (429), or never answered. A 4xx says the request itself is wrong.
+/// down (429), or never answered. A 4xx says the request itself is wrong. (`run` sends a 429
+/// again whatever `--retries` says: see [`rate_limit_pause`].)
 pub fn retryable(status: Option<u16>) -> bool {
     match status {
         None => true,
         Some(s) => s == 429 || (500..600).contains(&s),
     }
+}
+
+/// How long to wait after a 429 before sending the same request again: its `Retry-After`, within
+/// 100 ms and 60 s (a broken or hostile value neither spins nor stalls the run); 1 s without one.
+pub fn rate_limit_pause(retry_after: Option<Duration>) -> Duration {
+    retry_after.unwrap_or(Duration::from_secs(1)).clamp(Duration::from_millis(100), Duration::from_secs(60))
 }
 
 /// Wait before retry `attempt` (1, 2, …): 200 ms doubling, at most 2 s.
@@ -520,7 +570,7 @@ impl Ledger {
     }
 }
 
-async fn progress(stats: Arc<Mutex<LoadStats>>, every: Duration) {
+async fn progress(stats: Arc<Mutex<LoadStats>>, rate_limited: Arc<AtomicU64>, every: Duration) {
     let start = Instant::now();
     let mut last = 0u64;
     let mut tick = tokio::time::interval_at(start + every, every);
@@ -534,11 +584,12 @@ async fn progress(stats: Arc<Mutex<LoadStats>>, every: Duration) {
             let p99 =
                 if s.latency.latency.is_empty() { 0.0 } else { s.latency.latency.value_at_quantile(0.99) as f64 / 1e3 };
             format!(
-                "devsim load {:>6.1}s  sent {}  done {}  202 {}  errors {errors}  in flight {}  {rate:.0}/s  p99 so far {p99:.1} ms",
+                "devsim load {:>6.1}s  sent {}  done {}  202 {}  errors {errors}  429 {}  in flight {}  {rate:.0}/s  p99 so far {p99:.1} ms",
                 start.elapsed().as_secs_f64(),
                 s.sent,
                 s.completed,
                 s.accepted,
+                rate_limited.load(Ordering::Relaxed),
                 s.sent - s.completed,
             )
         };

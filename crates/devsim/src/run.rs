@@ -6,6 +6,9 @@
 //! go out as fast as `concurrency` allows, later ones wait for their time. A phone sends its
 //! syncs one after the other; a 503 is retried with the same body (same sync id) after
 //! `Retry-After`, a connection error after a growing pause, both at most `max_retries` times.
+//! A 429 (a rate limit) is neither accepted nor a failure: the phone waits its `Retry-After`
+//! (bounded, see [`crate::load::rate_limit_pause`]) and sends the same body again, as often as
+//! it takes; 429s are counted apart (`rate_limited`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -47,6 +50,7 @@ struct Stats {
     requests: AtomicU64,
     accepted: AtomicU64,
     retries: AtomicU64,
+    rate_limited: AtomicU64,
     gave_up: AtomicU64,
     transport_errors: AtomicU64,
     resent: AtomicU64,
@@ -78,7 +82,10 @@ pub struct RunReport {
     /// Answers by status, 202 included, 503s that were retried included.
     pub by_status: BTreeMap<u16, u64>,
     pub transport_errors: u64,
+    /// Retries after a 503 or no answer (bounded by `max_retries`).
     pub retries: u64,
+    /// 429 answers, each waited out and sent again (not retries, not failures).
+    pub rate_limited: u64,
     /// Syncs abandoned after `max_retries`.
     pub gave_up: u64,
     pub resent: u64,
@@ -146,6 +153,7 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
             requests: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
             gave_up: AtomicU64::new(0),
             transport_errors: AtomicU64::new(0),
             resent: AtomicU64::new(0),
@@ -310,6 +318,16 @@ async fn post(ctx: &Ctx, o: &Outgoing, body: &[u8]) {
                         s.per_user[o.user_index].fetch_add(1, Ordering::Relaxed);
                         return;
                     }
+                    // Slowed down by a rate limit: wait, send the same again, spend no retry.
+                    429 => {
+                        s.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        let pause = crate::load::rate_limit_pause(a.retry_after);
+                        tokio::select! {
+                            _ = ctx.stop.cancelled() => return,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                        continue;
+                    }
                     503 if attempt < ctx.max_retries => {
                         a.retry_after.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(60))
                     }
@@ -372,6 +390,7 @@ fn report(ctx: &Ctx, user_ids: &[String]) -> RunReport {
         by_status: s.by_status.lock().expect("stats lock").clone(),
         transport_errors: get(&s.transport_errors),
         retries: get(&s.retries),
+        rate_limited: get(&s.rate_limited),
         gave_up: get(&s.gave_up),
         resent: get(&s.resent),
         overlapping: get(&s.overlapping),
@@ -403,7 +422,7 @@ fn progress_line(ctx: &Ctx, user_ids: &[String], origin: i64) -> String {
         per_user.push(format!("… {} more (min {min}, max {max})", rest.len()));
     }
     format!(
-        "devsim {:>6.0}s  sim {}  {phase} | syncs {} requests {} [{}] transport errors {} | retried {} gave up {} resent {} overlapping {} late {} | 202 per user: {}",
+        "devsim {:>6.0}s  sim {}  {phase} | syncs {} requests {} [{}] transport errors {} | retried {} 429 waited {} gave up {} resent {} overlapping {} late {} | 202 per user: {}",
         r.elapsed_s,
         fmt_time(sim),
         r.syncs,
@@ -411,6 +430,7 @@ fn progress_line(ctx: &Ctx, user_ids: &[String], origin: i64) -> String {
         if statuses.is_empty() { "no answers yet".to_owned() } else { statuses.join(", ") },
         r.transport_errors,
         r.retries,
+        r.rate_limited,
         r.gave_up,
         r.resent,
         r.overlapping,

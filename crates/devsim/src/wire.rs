@@ -1,7 +1,8 @@
 //! The connections of `devsim load`: hyper's HTTP/1.1 client connections, pooled by hand, so that
 //! the load generator costs the machine as little as possible. Per request there is no URL to
 //! parse and no header to format: each device's path and headers are built once ([`Target`]),
-//! the body is moved in, and only the answer's status is kept. reqwest, a general client on the
+//! the body is shared in (a retry sends the same bytes without copying them), and only the
+//! answer's status is kept, with `Retry-After` when the server asks to come back later. reqwest, a general client on the
 //! same hyper, spent 15 to 24 µs per request on its pool, URL and redirect handling; this about
 //! 16 µs at ingest saturation. `devsim run` keeps using reqwest ([`crate::client`]).
 
@@ -33,6 +34,14 @@ pub struct Wire {
 pub struct Target {
     uri: Uri,
     headers: HeaderMap,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// `Retry-After` in whole seconds, read on 429 and 503 answers only.
+    pub retry_after: Option<Duration>,
 }
 
 /// How one request failed.
@@ -76,24 +85,34 @@ impl Wire {
 
     /// POSTs `body` to `target` and returns the answer's status, once the answer is read whole
     /// (so that its connection can serve the next request).
-    pub async fn post(&self, target: &Target, body: Vec<u8>) -> Result<u16, WireError> {
+    pub async fn post(&self, target: &Target, body: Bytes) -> Result<Reply, WireError> {
         match tokio::time::timeout(self.timeout, self.exchange(target, body)).await {
             Ok(answer) => answer,
             Err(_) => Err(WireError::Timeout(self.timeout)),
         }
     }
 
-    async fn exchange(&self, target: &Target, body: Vec<u8>) -> Result<u16, WireError> {
+    async fn exchange(&self, target: &Target, body: Bytes) -> Result<Reply, WireError> {
         let mut sender = match self.take_idle() {
             Some(s) => s,
             None => self.connect().await?,
         };
-        let mut request = Request::new(Full::new(Bytes::from(body)));
+        let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = target.uri.clone();
         *request.headers_mut() = target.headers.clone();
         let response = sender.send_request(request).await?;
         let status = response.status().as_u16();
+        let retry_after = if status == 429 || status == 503 {
+            response
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+        } else {
+            None
+        };
         // Read the answer to its end, keeping none of it.
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
@@ -102,7 +121,7 @@ impl Wire {
         if !sender.is_closed() {
             self.idle.lock().expect("pool lock").push(sender);
         }
-        Ok(status)
+        Ok(Reply { status, retry_after })
     }
 
     fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {

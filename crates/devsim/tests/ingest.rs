@@ -7,7 +7,7 @@ use devsim::fleet::FleetConfig;
 use devsim::load::{LoadConfig, Rate};
 use devsim::phone::{Imperfections, SimConfig};
 use devsim::run::RunConfig;
-use ingest_api::config::{Limits, Secret, Settings};
+use ingest_api::config::{Limits, RateLimit, RateLimits, Secret, Settings};
 use ingest_api::Application;
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,12 @@ struct TestApp {
     topic: String,
 }
 
+/// ingest-api with its default rate limits: the loads and the fleet below must pass them.
 async fn spawn_app() -> TestApp {
+    spawn_app_with(RateLimits::default()).await
+}
+
+async fn spawn_app_with(rate_limits: RateLimits) -> TestApp {
     testkit::init_logging();
     let topic = unique("device-synced");
     testkit::create_topic(&topic, 3).await;
@@ -29,6 +34,7 @@ async fn spawn_app() -> TestApp {
         schema_registry_url: testkit::schema_registry_url(),
         topic: topic.clone(),
         auth_token_secret: Secret::new(SECRET),
+        identity: Default::default(),
         limits: Limits::default(),
         delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
@@ -42,6 +48,9 @@ async fn spawn_app() -> TestApp {
         read_pool_size: 1,
         read_max_wait: Duration::from_secs(1),
         read_max_days: 366,
+        read_max_waiters: 1000,
+        export_max_concurrent: 2,
+        rate_limits,
     };
     let app = Application::build(settings).await.expect("ingest-api starts");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -142,4 +151,26 @@ async fn a_simulated_fleet_with_every_imperfection_is_accepted() {
     assert!(report.impossible_samples > 0);
     assert!(report.per_user.values().all(|&n| n > 0), "{:?}", report.per_user);
     records_reach(&app.topic, report.accepted as i64).await;
+}
+
+#[tokio::test]
+async fn load_over_a_rate_limit_waits_out_its_429s_and_every_sync_lands_once() {
+    let limits = RateLimits {
+        device_post: RateLimit { per_second: 2.0, burst: 2 },
+        user_post: RateLimit::OFF,
+        user_reads: RateLimit::OFF,
+        ..RateLimits::default()
+    };
+    let app = spawn_app_with(limits).await;
+    let mut config = load_config(&app.base, Rate::Max, 12);
+    config.devices = 2;
+    let report = devsim::load::run(config, CancellationToken::new()).await.unwrap();
+    assert_eq!((report.requests, report.completed, report.accepted), (12, 12, 12), "{}", report.render());
+    assert!(report.rate_limited > 0, "{}", report.render());
+    assert!(report.errors.is_empty(), "a 429 is not an error: {:?}", report.errors);
+    assert_eq!((report.retries, report.rate_limited_at_stop), (0, 0));
+    // Six syncs per device at 2/s after a burst of 2: about two seconds of waiting.
+    assert!(report.elapsed_s >= 1.5, "{}", report.elapsed_s);
+    // A 429 published nothing: one record per accepted sync.
+    records_reach(&app.topic, 12).await;
 }

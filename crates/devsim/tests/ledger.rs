@@ -1,6 +1,7 @@
 //! `devsim load --retries N --ledger FILE` against a stand-in server: a failed request is sent
-//! again with the same sync id, a 4xx is not, retries are bounded, and the ledger has one line
-//! per attempt saying what the client saw.
+//! again with the same sync id, a 4xx is not, retries are bounded, a 429 is waited out and sent
+//! again whatever `--retries` says, and the ledger has one line per attempt saying what the
+//! client saw.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,8 +56,10 @@ async fn stand_in(answers: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
                     if status == NO_ANSWER {
                         return; // dropping the stream closes the connection unanswered
                     }
+                    // A rate limit says when to come back.
+                    let extra = if status == 429 { "Retry-After: 1\r\n" } else { "" };
                     let reply = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: 2\r\n{extra}\r\n{{}}"
                     );
                     stream.get_mut().write_all(reply.as_bytes()).await.unwrap();
                 }
@@ -145,4 +148,41 @@ async fn retries_are_bounded_and_none_is_the_default() {
     std::fs::remove_file(&path).ok();
     assert_eq!(lines.len(), 2);
     assert_eq!((report.accepted, report.retries), (1, 0));
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_sent_again_whatever_the_retries() {
+    let (url, seen) = stand_in(vec![429, 429, 202]).await;
+    let path = temp_path("rate-limited");
+    let report = run(config(url, 2, 0, &path), CancellationToken::new()).await.unwrap();
+    let lines = read_ledger(&path);
+    std::fs::remove_file(&path).ok();
+    let statuses: Vec<_> = lines.iter().map(|l| (l["attempt"].as_u64().unwrap(), l["status"].as_u64())).collect();
+    assert_eq!(statuses, vec![(0, Some(429)), (1, Some(429)), (2, Some(202)), (0, Some(202))]);
+    let ids = seen.lock().unwrap().clone();
+    assert!(ids[0] == ids[1] && ids[1] == ids[2], "the same sync id each time: {ids:?}");
+    for pair in lines.windows(2).take(2) {
+        let gap = pair[1]["sent"].as_f64().unwrap() - pair[0]["answered"].as_f64().unwrap();
+        assert!(gap >= 0.95, "waited Retry-After (1 s), not {gap}");
+    }
+    assert_eq!((report.requests, report.accepted, report.retries, report.rate_limited), (2, 2, 0, 2));
+    assert!(report.errors.is_empty(), "a 429 is not an error: {:?}", report.errors);
+    assert_eq!(report.rate_limited_at_stop, 0);
+}
+
+#[tokio::test]
+async fn a_run_stopped_while_waiting_out_a_429_counts_it_apart() {
+    let (url, _) = stand_in(vec![429; 100]).await;
+    let path = temp_path("stopped");
+    let stop = CancellationToken::new();
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stopper.cancel();
+    });
+    let report = run(config(url, 1, 3, &path), stop).await.unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!((report.requests, report.completed, report.accepted), (1, 1, 0));
+    assert_eq!((report.rate_limited, report.rate_limited_at_stop, report.retries), (1, 1, 0));
+    assert!(report.errors.is_empty(), "neither accepted nor an error: {:?}", report.errors);
 }

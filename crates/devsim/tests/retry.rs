@@ -1,5 +1,6 @@
 //! `devsim run` against a stand-in server: 503 is retried with the same sync id after
-//! Retry-After, bounded; tokens name the device. (The real ingest-api is in tests/ingest.rs.)
+//! Retry-After, bounded; a 429 is waited out and sent again without spending a retry; tokens
+//! name the device. (The real ingest-api is in tests/ingest.rs.)
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -123,4 +124,20 @@ async fn retries_are_bounded() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].1, seen[2].1);
     assert_ne!(seen[2].1, seen[3].1, "after giving up the phone moves on");
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_sent_again_without_spending_a_retry() {
+    let (url, seen) = stand_in(vec![(429, Some(1)), (429, Some(1))]).await;
+    let report = run(config(url, 0), CancellationToken::new()).await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(report.syncs >= 2, "{report:?}");
+    assert_eq!(report.accepted, report.syncs, "every sync accepted in the end: {report:?}");
+    assert_eq!((report.rate_limited, report.retries, report.gave_up), (2, 0, 0), "{report:?}");
+    assert_eq!(report.by_status.get(&429), Some(&2));
+    assert_eq!(report.requests, report.syncs + 2);
+    assert!(seen[0].1 == seen[1].1 && seen[1].1 == seen[2].1, "the same sync id each time");
+    assert!(seen[1].3 - seen[0].3 >= Duration::from_millis(950), "waited for Retry-After");
+    assert!(seen[2].3 - seen[1].3 >= Duration::from_millis(950), "waited for Retry-After");
+    assert_ne!(seen[2].1, seen[3].1);
 }

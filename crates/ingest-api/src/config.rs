@@ -11,8 +11,11 @@ pub struct Settings {
     pub kafka_bootstrap_servers: String,
     pub schema_registry_url: String,
     pub topic: String,
-    /// HMAC secret for device and user tokens. Never logged.
+    /// The current HMAC secret of device and first-party user tokens (mints; verifies with the
+    /// previous ones in `identity`), under its key id. Never logged.
     pub auth_token_secret: Secret,
+    /// Token rotation, lifetime bound and the identity provider (docs/ingest-api.md, "Auth").
+    pub identity: crate::auth::IdentitySettings,
     pub limits: Limits,
     /// How long a record may wait for the broker's acknowledgement before the reply is 503.
     pub delivery_timeout: Duration,
@@ -36,6 +39,77 @@ pub struct Settings {
     pub read_max_wait: Duration,
     /// Longest date range of one `/days` request.
     pub read_max_days: u32,
+    /// Most reads waiting for a consistency token at once; past it a wait is 503 at once.
+    pub read_max_waiters: usize,
+    /// Most exports streaming at once; each holds a read connection.
+    pub export_max_concurrent: usize,
+    /// Token buckets per device and per user (docs/ingest-api.md, "Rate limits").
+    pub rate_limits: RateLimits,
+}
+
+/// One token bucket (GCRA): `per_second` sustained, `burst` at once. A `per_second` of 0 turns
+/// the limit off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    pub const OFF: RateLimit = RateLimit { per_second: 0.0, burst: 0 };
+}
+
+/// The rate limits of ingest-api. The defaults are far above a real phone (a sync every few
+/// minutes, a retry now and then, a backlog after days offline) and far below a stolen token
+/// in a loop, which would otherwise take the whole ingest capacity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimits {
+    /// POST syncs per device (keyed by user and device).
+    pub device_post: RateLimit,
+    /// POST syncs per user, over all their devices.
+    pub user_post: RateLimit,
+    /// Reads per user (the caller), over every read route.
+    pub user_reads: RateLimit,
+    /// Most keys one limiter keeps; past it (after a sweep) its state is dropped.
+    pub max_keys: usize,
+    /// How often keys whose bucket is full again are forgotten.
+    pub sweep_interval: Duration,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            device_post: RateLimit { per_second: 1.0, burst: 60 },
+            user_post: RateLimit { per_second: 2.0, burst: 120 },
+            user_reads: RateLimit { per_second: 10.0, burst: 100 },
+            max_keys: 1_000_000,
+            sweep_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RateLimits {
+    /// Every limit off (tests of other things; a deployment behind its own limiter).
+    pub fn off() -> Self {
+        Self { device_post: RateLimit::OFF, user_post: RateLimit::OFF, user_reads: RateLimit::OFF, ..Self::default() }
+    }
+
+    pub fn from_env() -> anyhow::Result<Self> {
+        let d = Self::default();
+        let limit = |name: &str, default: RateLimit| -> anyhow::Result<RateLimit> {
+            Ok(RateLimit {
+                per_second: parse(&format!("INGEST_RATE_LIMIT_{name}_PER_SECOND"), default.per_second)?,
+                burst: parse(&format!("INGEST_RATE_LIMIT_{name}_BURST"), default.burst)?,
+            })
+        };
+        Ok(Self {
+            device_post: limit("DEVICE", d.device_post)?,
+            user_post: limit("USER", d.user_post)?,
+            user_reads: limit("READS", d.user_reads)?,
+            max_keys: parse("INGEST_RATE_LIMIT_MAX_KEYS", d.max_keys)?,
+            sweep_interval: Duration::from_secs(parse("INGEST_RATE_LIMIT_SWEEP_SECONDS", d.sweep_interval.as_secs())?),
+        })
+    }
 }
 
 /// Producer settings chosen by measurement (docs/ingest-api.md, "Producer tuning").
@@ -85,16 +159,26 @@ impl Default for Limits {
     }
 }
 
-/// A secret that does not print.
+/// A secret that does not print. A token secret also has the key id tokens name it by (`kid`).
 #[derive(Clone)]
-pub struct Secret(String);
+pub struct Secret {
+    value: String,
+    key_id: Option<String>,
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
+        Self { value: s.into(), key_id: None }
+    }
+    pub fn with_key_id(key_id: impl Into<String>, s: impl Into<String>) -> Self {
+        Self { value: s.into(), key_id: Some(key_id.into()) }
     }
     pub fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.value.as_bytes()
+    }
+    /// The token key id (`default` for a secret given without one).
+    pub fn key_id(&self) -> &str {
+        self.key_id.as_deref().unwrap_or(crate::auth::DEFAULT_KID)
     }
 }
 
@@ -114,6 +198,7 @@ impl Settings {
             schema_registry_url: var("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
             topic: var("INGEST_TOPIC", events::DEVICE_SYNCED_TOPIC),
             auth_token_secret: auth_secret_from_env()?,
+            identity: crate::auth::IdentitySettings::from_env()?,
             limits: Limits {
                 max_body_bytes: parse("INGEST_MAX_BODY_BYTES", defaults.max_body_bytes)?,
                 max_samples_per_kind: parse("INGEST_MAX_SAMPLES_PER_KIND", defaults.max_samples_per_kind)?,
@@ -144,26 +229,24 @@ impl Settings {
             read_pool_size: parse("INGEST_READ_POOL_SIZE", 8u32)?,
             read_max_wait: Duration::from_millis(parse("INGEST_READ_MAX_WAIT_MS", 10_000u64)?),
             read_max_days: parse("INGEST_READ_MAX_DAYS", 366u32)?,
+            read_max_waiters: parse("INGEST_READ_MAX_WAITERS", 1000usize)?,
+            export_max_concurrent: parse("INGEST_EXPORT_MAX_CONCURRENT", 2usize)?,
+            rate_limits: RateLimits::from_env()?,
         })
     }
 }
 
-/// The token secret is required: a default would let anyone mint tokens for a forgotten deployment.
+/// The secret new tokens are signed with: the first of `AUTH_TOKEN_SECRETS`, else
+/// `AUTH_TOKEN_SECRET` (see [`crate::auth::settings::token_secrets_from_env`]). Required.
 pub fn auth_secret_from_env() -> anyhow::Result<Secret> {
-    match std::env::var("AUTH_TOKEN_SECRET") {
-        Ok(s) if s.len() >= 16 => Ok(Secret::new(s)),
-        Ok(_) => anyhow::bail!("AUTH_TOKEN_SECRET is shorter than 16 bytes; use a long random value"),
-        Err(_) => anyhow::bail!(
-            "AUTH_TOKEN_SECRET is not set; set it to a long random value (e.g. `openssl rand -hex 32`), the same for every replica"
-        ),
-    }
+    Ok(crate::auth::settings::token_secrets_from_env()?.0)
 }
 
 fn var(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-fn parse<T: std::str::FromStr + std::fmt::Display>(name: &str, default: T) -> anyhow::Result<T>
+pub(crate) fn parse<T: std::str::FromStr + std::fmt::Display>(name: &str, default: T) -> anyhow::Result<T>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {

@@ -5,19 +5,23 @@ pub mod auth;
 pub mod command;
 pub mod config;
 pub mod dashboard;
+pub mod erasure;
 pub mod event;
 pub mod example;
+pub mod export;
 pub mod metrics;
 pub mod problem;
 pub mod publisher;
+pub mod rate_limit;
 pub mod read_model;
 pub mod reads;
 pub mod routes;
 pub mod telemetry;
+pub mod watermark_feed;
 
 use std::future::Future;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,17 +32,23 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context;
 
-use crate::auth::TokenSigner;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 
 pub struct AppState {
     pub settings: Settings,
-    pub signer: TokenSigner,
+    /// Verifies bearer tokens (ours and the identity provider's); see crate::auth.
+    pub verifier: auth::Verifier,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
     pub read_pool: read_model::ReadPool,
+    /// Token buckets per device and per user, checked right after authentication.
+    pub rate_limits: rate_limit::RateLimiters,
+    /// The processor's watermarks, pushed by its commits; waiting reads wait on it.
+    pub watermarks: Arc<watermark_feed::WatermarkFeed>,
+    /// Places for exports, which hold a read connection while they stream.
+    pub exports: export::ExportSlots,
     /// Successful requests seen, for sampling the access log.
     pub served: AtomicU64,
 }
@@ -51,6 +61,8 @@ pub struct Application {
     port: u16,
     server: Server,
     publisher: Arc<Publisher>,
+    /// Stops the watermark listener's thread.
+    listener_stop: Arc<AtomicBool>,
 }
 
 impl Application {
@@ -63,8 +75,17 @@ impl Application {
         let listener =
             TcpListener::bind(&settings.listen_addr).with_context(|| format!("binding {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
+        let watermarks =
+            watermark_feed::WatermarkFeed::new(&settings.topic, settings.read_max_waiters, &metrics.registry);
+        let listener_stop = Arc::new(AtomicBool::new(false));
+        watermarks.spawn_listener(settings.read_database_url.clone(), listener_stop.clone());
+        let rate_limits = rate_limit::RateLimiters::new(&settings.rate_limits, &metrics)?;
+        rate_limits.spawn_sweeper(settings.rate_limits.sweep_interval);
         let state = web::Data::new(AppState {
-            signer: TokenSigner::new(&settings.auth_token_secret),
+            rate_limits,
+            watermarks,
+            exports: export::ExportSlots::new(settings.export_max_concurrent),
+            verifier: auth::Verifier::new(&settings)?,
             publisher: publisher.clone(),
             metrics,
             read_pool: read_model::pool(&settings.read_database_url, settings.read_pool_size),
@@ -78,9 +99,12 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(from_fn(auth::authenticate))
                 .wrap(from_fn(observe))
                 .configure(routes::configure)
                 .configure(reads::configure)
+                .configure(erasure::configure)
+                .configure(export::configure)
                 .configure(dashboard::configure)
         })
         .workers(workers)
@@ -89,7 +113,7 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(30)
         .run();
-        Ok(Self { port, server, publisher })
+        Ok(Self { port, server, publisher, listener_stop })
     }
 
     pub fn port(&self) -> u16 {
@@ -111,6 +135,7 @@ impl Application {
             handle.stop(true).await;
         });
         self.server.await?;
+        self.listener_stop.store(true, Ordering::Relaxed);
         let publisher = self.publisher;
         tokio::task::spawn_blocking(move || publisher.flush(routes::FLUSH_TIMEOUT))
             .await?

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use ingest_api::auth::TokenSigner;
+use ingest_api::auth::{IdentitySettings, TokenSigner};
 use ingest_api::config::{auth_secret_from_env, Settings};
 use ingest_api::Application;
 
@@ -12,7 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage:
   ingest-api [serve]                                     run the HTTP API (default)
-  ingest-api token --device D --user U [--ttl-hours H]   mint a device token (AUTH_TOKEN_SECRET)
+  ingest-api token --device D --user U [--ttl-hours H]   mint a device token (AUTH_TOKEN_SECRETS or AUTH_TOKEN_SECRET)
   ingest-api token --user U [--ttl-hours H]              mint a user token for the read routes
   ingest-api example-sync                                print a standard sync command as JSON";
 
@@ -76,7 +76,16 @@ fn token(args: &[String]) -> anyhow::Result<()> {
         }
     }
     let user = user.with_context(|| format!("--user is required\n{USAGE}"))?;
-    let signer = TokenSigner::new(&auth_secret_from_env()?);
-    println!("{}", signer.mint(&user, device.as_deref(), Duration::from_secs(ttl_hours * 3600)));
+    // The current secret of AUTH_TOKEN_SECRETS (else AUTH_TOKEN_SECRET), and the server's bound.
+    let identity = IdentitySettings::from_env()?;
+    let signer = TokenSigner::with_keys(&auth_secret_from_env()?, &[], identity.max_token_lifetime);
+    let ttl = Duration::from_secs(ttl_hours.saturating_mul(3600));
+    if ttl > signer.max_lifetime() {
+        anyhow::bail!(
+            "--ttl-hours {ttl_hours} is longer than AUTH_MAX_TOKEN_LIFETIME_SECONDS ({} s): ingest-api would refuse the token",
+            signer.max_lifetime().as_secs()
+        );
+    }
+    println!("{}", signer.mint(&user, device.as_deref(), ttl));
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Prometheus metrics of ingest-api.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -12,6 +12,10 @@ pub struct Metrics {
     pub records: IntCounterVec,
     pub in_flight: IntGauge,
     pub queue_depth: IntGauge,
+    /// Requests answered 429, by the limit they hit (`device`, `user`, `reads`).
+    pub rate_limited: IntCounterVec,
+    /// Keys (devices, users) each rate limiter holds state for, as of its last sweep.
+    pub rate_limit_keys: IntGaugeVec,
 }
 
 impl Metrics {
@@ -30,16 +34,31 @@ impl Metrics {
         let in_flight = IntGauge::new("http_requests_in_flight", "Requests being served").expect("valid metric");
         let queue_depth =
             IntGauge::new("producer_queue_depth", "Records waiting for the broker").expect("valid metric");
+        let rate_limited =
+            IntCounterVec::new(Opts::new("rate_limited_total", "Requests refused with 429, by limit"), &["limit"])
+                .expect("valid metric");
+        let rate_limit_keys = IntGaugeVec::new(
+            Opts::new("rate_limit_keys", "Keys a rate limiter holds, after its last sweep"),
+            &["limit"],
+        )
+        .expect("valid metric");
+        // Every limit shows, at 0 until it is hit.
+        for limit in ["device", "user", "reads"] {
+            rate_limited.with_label_values(&[limit]);
+            rate_limit_keys.with_label_values(&[limit]);
+        }
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
             Box::new(records.clone()),
             Box::new(in_flight.clone()),
             Box::new(queue_depth.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(rate_limit_keys.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
-        Self { registry, requests, request_seconds, records, in_flight, queue_depth }
+        Self { registry, requests, request_seconds, records, in_flight, queue_depth, rate_limited, rate_limit_keys }
     }
 
     pub fn render(&self) -> String {

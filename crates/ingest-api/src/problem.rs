@@ -40,7 +40,8 @@ pub enum ApiError {
     Unauthorized(#[from] AuthError),
     #[error("this token is for device {token_device:?}, not {path_device:?}")]
     WrongDevice { token_device: String, path_device: String },
-    #[error("a device token cannot be used here; use a user token")]
+    /// The detail is the real reason (crate::auth's authorize functions write it).
+    #[error("{0}")]
     Forbidden(String),
     #[error("the event could not be made durable in Kafka ({0}); nothing was accepted, retry with the same sync_id")]
     Unavailable(String),
@@ -50,6 +51,12 @@ pub enum ApiError {
     NotYetProcessed { partition: i32, offset: i64, committed: i64 },
     #[error("the health-model database cannot be read right now ({0}); retry")]
     ReadUnavailable(String),
+    #[error("{max} reads are already waiting for the processor; retry in a second, or read without a wait")]
+    TooManyWaiters { max: usize },
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    RateLimited(crate::rate_limit::Refusal),
 }
 
 impl ApiError {
@@ -64,6 +71,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => ("unauthorized", "Unauthorized"),
             ApiError::WrongDevice { .. } | ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
             ApiError::Unavailable(_) | ApiError::ReadUnavailable(_) => ("unavailable", "Temporarily unavailable"),
+            ApiError::TooManyWaiters { .. } => ("too-many-waiters", "Too many waiting reads"),
+            ApiError::Busy(_) => ("busy", "Busy"),
+            ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
             ApiError::BadQuery(_) => ("bad-query", "Bad query"),
             ApiError::NotYetProcessed { .. } => ("not-yet-processed", "Not yet processed"),
         }
@@ -79,9 +89,13 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::WrongDevice { .. } | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Unavailable(_) | ApiError::ReadUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_)
+            | ApiError::ReadUnavailable(_)
+            | ApiError::TooManyWaiters { .. }
+            | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NotYetProcessed { .. } => StatusCode::CONFLICT,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -103,14 +117,30 @@ impl ResponseError for ApiError {
             body["freshness"] = serde_json::json!({"partition": partition, "committed_offset": committed});
             body["required_offset"] = serde_json::json!(offset);
         }
+        if let ApiError::RateLimited(refusal) = self {
+            // The member the IETF RateLimit draft defines for its quota-exceeded problem.
+            body["violated-policies"] = serde_json::json!([refusal.policy_name()]);
+            body["retry_after_s"] = refusal.retry_after_s.into();
+        }
         let mut res = HttpResponse::build(status);
         res.content_type(PROBLEM_JSON);
         match self {
-            ApiError::Unauthorized(_) => {
-                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            ApiError::Unauthorized(e) => {
+                res.insert_header((header::WWW_AUTHENTICATE, e.challenge()));
             }
             ApiError::Unavailable(_) | ApiError::ReadUnavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::TooManyWaiters { .. } => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::Busy(_) => {
+                res.insert_header((header::RETRY_AFTER, "30"));
+            }
+            ApiError::RateLimited(refusal) => {
+                for (name, value) in refusal.headers() {
+                    res.insert_header((name, value));
+                }
             }
             ApiError::NotYetProcessed { partition, committed, .. } => {
                 res.insert_header((header::RETRY_AFTER, "1"));

@@ -31,12 +31,17 @@ pub enum PublishError {
     QueueFull,
     #[error("the broker did not acknowledge the record: {0}")]
     NotAcknowledged(String),
+    #[error("the event could not be encoded: {0}")]
+    Encoding(String),
 }
 
 pub struct Publisher {
     producer: FutureProducer,
     /// Registers the schema at start.
     encoder: EventEncoder,
+    /// UserDataErasureRequested, on the same topic under its TopicRecordNameStrategy subject;
+    /// registered on first use (erasures are rare).
+    erasure_encoder: EventEncoder,
     max_event_bytes: usize,
     topic: String,
     /// Schema id once registered; 0 before.
@@ -81,9 +86,15 @@ impl Publisher {
         );
         let encoder =
             EventEncoder::new(&settings.schema_registry_url, &settings.topic, events::device_synced::SCHEMA_JSON)?;
+        let erasure_encoder = EventEncoder::with_subject(
+            &settings.schema_registry_url,
+            &format!("{}-{}", settings.topic, events::user_data_erasure_requested::FULL_NAME),
+            events::user_data_erasure_requested::SCHEMA_JSON,
+        )?;
         Ok(Self {
             producer,
             encoder,
+            erasure_encoder,
             max_event_bytes: settings.max_event_bytes,
             topic: settings.topic.clone(),
             schema_id: AtomicU32::new(0),
@@ -193,7 +204,37 @@ impl Publisher {
             .insert(Header { key: "sync_id", value: Some(&event.sync_id) })
             .insert(Header { key: "correlation_id", value: Some(correlation_id) })
             .insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") });
-        let record = FutureRecord::to(&self.topic).key(&event.user_id).payload(&payload).headers(headers);
+        self.produce(&event.user_id, &payload, headers).await
+    }
+
+    /// Publishes a user's erasure request on the user's key, after every earlier event of theirs
+    /// in the partition; returns once the broker acknowledged it.
+    pub async fn publish_erasure(
+        &self,
+        user_id: &str,
+        erasure_id: uuid::Uuid,
+        correlation_id: &str,
+    ) -> Result<Delivery, PublishError> {
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let event = events::UserDataErasureRequested {
+            event_id: event_id.clone(),
+            erasure_id: erasure_id.to_string(),
+            user_id: user_id.to_owned(),
+            requested_at: chrono::Utc::now().timestamp_millis(),
+        };
+        // Through apache-avro's Value: four fields, rare; the registration is cached after the first.
+        let payload = self.erasure_encoder.encode(&event).await.map_err(|e| PublishError::Encoding(e.to_string()))?;
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "event_id", value: Some(&event_id) })
+            .insert(Header { key: "correlation_id", value: Some(correlation_id) })
+            .insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") });
+        self.produce(user_id, &payload, headers).await
+    }
+
+    /// Produces one record keyed by its user (so it lands in the user's partition, after the
+    /// user's earlier events) and waits for the broker's acknowledgement.
+    async fn produce(&self, user_id: &str, payload: &[u8], headers: OwnedHeaders) -> Result<Delivery, PublishError> {
+        let record = FutureRecord::to(&self.topic).key(user_id).payload(payload).headers(headers);
         let future = match self.producer.send_result(record) {
             Ok(f) => f,
             Err((e, _)) => return Err(self.failed(&e, payload.len())),

@@ -67,6 +67,14 @@ pub fn watermark(conn: &mut PgConnection, topic: &str, partition: i32) -> QueryR
         .unwrap_or(-1))
 }
 
+/// Every partition's committed position of a topic.
+pub fn watermarks(conn: &mut PgConnection, topic: &str) -> QueryResult<Vec<(i32, i64)>> {
+    partition_watermarks::table
+        .filter(partition_watermarks::topic.eq(topic))
+        .select((partition_watermarks::kafka_partition, partition_watermarks::committed_offset))
+        .load(conn)
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = daily_metrics, check_for_backend(diesel::pg::Pg))]
 pub struct DayRow {

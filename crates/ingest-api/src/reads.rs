@@ -2,9 +2,8 @@
 //! read-your-writes through consistency tokens. Every answer says how fresh it is: the processor's
 //! committed position (watermark) of the partition that holds the user's events.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use events::ConsistencyToken;
@@ -14,10 +13,8 @@ use serde_json::json;
 use crate::auth::Claims;
 use crate::problem::ApiError;
 use crate::read_model;
+use crate::watermark_feed::WaitRefused;
 use crate::AppState;
-
-/// How often a waiting read looks at the watermark again.
-const POLL: Duration = Duration::from_millis(50);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/syncs/{sync_id}", web::get().to(sync_status))
@@ -28,30 +25,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(Debug, Deserialize)]
 pub struct ReadQuery {
-    consistency_token: Option<String>,
+    pub(crate) consistency_token: Option<String>,
     /// Milliseconds to wait for the token's position to be processed.
-    wait: Option<u64>,
+    pub(crate) wait: Option<u64>,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     limit: Option<i64>,
 }
 
-fn claims(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiError> {
-    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    Ok(state.signer.verify_header(auth)?)
+/// The caller, verified by the auth middleware before the handler ran.
+pub(crate) fn claims(req: &HttpRequest, _state: &AppState) -> Result<Claims, ApiError> {
+    Ok(crate::auth::request_claims(req)?)
 }
 
-/// Users read only their own data.
-fn authorize(claims: &Claims, user: &str) -> Result<(), ApiError> {
-    if claims.sub == user {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("this token is for user {:?}; it cannot read {user:?}", claims.sub)))
-    }
+/// Users read only their own data, with their token or one of their devices'.
+pub(crate) fn authorize(claims: &Claims, user: &str) -> Result<(), ApiError> {
+    crate::auth::authorize_owner(claims, user)
 }
 
 /// The token from `?consistency_token=` or the `X-Consistency-Token` header.
-fn token(req: &HttpRequest, q: &ReadQuery) -> Result<Option<ConsistencyToken>, ApiError> {
+pub(crate) fn token(req: &HttpRequest, q: &ReadQuery) -> Result<Option<ConsistencyToken>, ApiError> {
     let raw = q
         .consistency_token
         .clone()
@@ -59,7 +52,7 @@ fn token(req: &HttpRequest, q: &ReadQuery) -> Result<Option<ConsistencyToken>, A
     raw.map(|t| t.parse().map_err(|e: events::token::InvalidToken| ApiError::BadQuery(e.to_string()))).transpose()
 }
 
-async fn db<T: Send + 'static>(
+pub(crate) async fn db<T: Send + 'static>(
     state: &web::Data<AppState>,
     f: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -74,42 +67,52 @@ async fn db<T: Send + 'static>(
 
 /// Like [`db`], for a response built from several statements: they read one snapshot (a
 /// `REPEATABLE READ READ ONLY` transaction), so a processor commit between them cannot tear it.
-async fn db_snapshot<T: Send + 'static>(
+pub(crate) async fn db_snapshot<T: Send + 'static>(
     state: &web::Data<AppState>,
     f: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     db(state, move |c| c.build_transaction().repeatable_read().read_only().run(f)).await
 }
 
-async fn watermark(state: &web::Data<AppState>, partition: i32) -> Result<i64, ApiError> {
+pub(crate) async fn watermark(state: &web::Data<AppState>, partition: i32) -> Result<i64, ApiError> {
     let topic = state.settings.topic.clone();
     db(state, move |c| read_model::watermark(c, &topic, partition)).await
 }
 
 /// Waits (at most `wait`, capped by configuration) until the token's partition is processed up
 /// to its offset. Returns the watermark, or `NotYetProcessed`: never data older than the token.
-async fn covered(state: &web::Data<AppState>, token: ConsistencyToken, wait: Option<u64>) -> Result<i64, ApiError> {
+/// One read of the database; then the wait, if any, is on the watermark feed (woken by the
+/// processor's commits), holding no connection, among a bounded number of waiters.
+pub(crate) async fn covered(
+    state: &web::Data<AppState>,
+    token: ConsistencyToken,
+    wait: Option<u64>,
+) -> Result<i64, ApiError> {
+    let committed = watermark(state, token.partition).await?;
+    if committed >= token.offset {
+        return Ok(committed);
+    }
     let wait = Duration::from_millis(wait.unwrap_or(0)).min(state.settings.read_max_wait);
-    let started = Instant::now();
-    loop {
-        let committed = watermark(state, token.partition).await?;
-        if committed >= token.offset {
-            return Ok(committed);
-        }
-        if started.elapsed() >= wait {
-            return Err(ApiError::NotYetProcessed { partition: token.partition, offset: token.offset, committed });
-        }
-        tokio::time::sleep(POLL.min(wait.saturating_sub(started.elapsed()))).await;
+    let not_yet = |committed| ApiError::NotYetProcessed { partition: token.partition, offset: token.offset, committed };
+    if wait.is_zero() {
+        return Err(not_yet(committed));
+    }
+    let permit = state.watermarks.admit().map_err(|WaitRefused::Saturated { max }| ApiError::TooManyWaiters { max })?;
+    let seen = state.watermarks.wait_for(&permit, token.partition, token.offset, committed, wait).await;
+    if seen >= token.offset {
+        Ok(seen)
+    } else {
+        Err(not_yet(seen))
     }
 }
 
 /// The partition holding a user's events (murmur2 of the key, as the producer places it).
-async fn user_partition(state: &web::Data<AppState>, user: &str) -> Result<i32, ApiError> {
+pub(crate) async fn user_partition(state: &web::Data<AppState>, user: &str) -> Result<i32, ApiError> {
     let partitions = state.publisher.partition_count().await.map_err(ApiError::ReadUnavailable)?;
     Ok(events::partitioner::partition_for(user.as_bytes(), partitions))
 }
 
-fn fresh(body: serde_json::Value, partition: i32, committed: i64) -> HttpResponse {
+pub(crate) fn fresh(body: serde_json::Value, partition: i32, committed: i64) -> HttpResponse {
     let mut body = body;
     body["freshness"] = json!({"partition": partition, "committed_offset": committed});
     HttpResponse::Ok().insert_header(("X-Processed-Position", format!("{partition}:{committed}"))).json(body)
@@ -117,15 +120,20 @@ fn fresh(body: serde_json::Value, partition: i32, committed: i64) -> HttpRespons
 
 /// The common start of a read of one user's data: who reads, whether they may, and only then
 /// the query, so an unauthenticated caller makes the server do no work.
-fn user_read(req: &HttpRequest, user: web::Path<String>, state: &AppState) -> Result<(String, ReadQuery), ApiError> {
+pub(crate) fn user_read(
+    req: &HttpRequest,
+    user: web::Path<String>,
+    state: &AppState,
+) -> Result<(String, ReadQuery), ApiError> {
     let claims = claims(req, state)?;
+    state.rate_limits.check_read(&claims.sub)?;
     let user = user.into_inner();
     authorize(&claims, &user)?;
     Ok((user, query(req)?))
 }
 
 /// The query string, read after authentication.
-fn query(req: &HttpRequest) -> Result<ReadQuery, ApiError> {
+pub(crate) fn query(req: &HttpRequest) -> Result<ReadQuery, ApiError> {
     web::Query::<ReadQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| ApiError::BadQuery(format!("the query string: {e}")))
@@ -144,7 +152,7 @@ fn check_date(name: &str, date: NaiveDate) -> Result<NaiveDate, ApiError> {
 }
 
 /// The freshness of a user's data: with a token, after waiting for it; without, as it is.
-async fn position(
+pub(crate) async fn position(
     state: &web::Data<AppState>,
     req: &HttpRequest,
     q: &ReadQuery,
@@ -172,13 +180,23 @@ async fn sync_status(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let claims = claims(&req, &state)?;
+    state.rate_limits.check_read(&claims.sub)?;
     let q = query(&req)?;
     let sync_id: uuid::Uuid =
         id.parse().map_err(|_| ApiError::BadQuery(format!("{id:?} is not a sync id (a UUID)")))?;
     let token = token(&req, &q)?;
-    // With a token and a wait, give the processor that long to reach the sync.
+    // With a token and a wait, give the processor that long to reach the sync. Only on the
+    // caller's own partition: another's would make the server wait for, and tell, a position
+    // that is none of the caller's business.
     let mut committed = None;
     if let Some(t) = token {
+        let own = user_partition(&state, &claims.sub).await?;
+        if t.partition != own {
+            return Err(ApiError::Forbidden(format!(
+                "this consistency token names partition {}, but the syncs of user {:?} are in partition {own}: it is not a token of this user's sync",
+                t.partition, claims.sub
+            )));
+        }
         committed = Some(match covered(&state, t, q.wait).await {
             Ok(c) => c,
             Err(ApiError::NotYetProcessed { committed, .. }) => committed,
@@ -235,7 +253,10 @@ async fn sync_status(
 /// `GET /v1/users/{user_id}/days?from=&to=&limit=`: per-day outputs with data quality.
 async fn days(req: HttpRequest, user: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (user, q) = user_read(&req, user, &state)?;
-    let to = check_date("to", q.to.unwrap_or_else(|| chrono::Utc::now().date_naive()))?;
+    // Days are the user's local dates: by default up to the latest date anywhere (UTC+14), so a
+    // user east of UTC sees their today before UTC's midnight.
+    let latest_local_today = || (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive();
+    let to = check_date("to", q.to.unwrap_or_else(latest_local_today))?;
     let from = match q.from {
         Some(from) => check_date("from", from)?,
         None => {

@@ -32,16 +32,10 @@ async fn post_sync(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let claims = state.signer.verify_header(auth)?;
+    let claims = crate::auth::request_claims(&req)?;
     let device_id = device_id.into_inner();
-    match &claims.device {
-        None => return Err(ApiError::Forbidden("a user token cannot send syncs; use the device's token".into())),
-        Some(d) if *d != device_id => {
-            return Err(ApiError::WrongDevice { token_device: d.clone(), path_device: device_id });
-        }
-        Some(_) => {}
-    }
+    crate::auth::authorize_device(&claims, &device_id)?;
+    state.rate_limits.check_post(&claims.sub, &device_id)?;
     check_content_type(&req)?;
     let body = read_body(&req, payload, state.settings.limits.max_body_bytes).await?;
     let idempotency_key = req.headers().get("Idempotency-Key").and_then(|v| v.to_str().ok());
@@ -135,7 +129,9 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let report = |r: &Result<(), String>| r.as_ref().map(|_| "ok".to_owned()).unwrap_or_else(Clone::clone);
     let ready = broker.is_ok() && schema.is_ok();
-    let body = json!({"status": if ready { "ready" } else { "not ready" }, "broker": report(&broker), "schema": report(&schema)});
+    // The read side's listener is reported, not required: the command path never needs the database.
+    let listener = if state.watermarks.is_connected() { "connected" } else { "connecting" };
+    let body = json!({"status": if ready { "ready" } else { "not ready" }, "broker": report(&broker), "schema": report(&schema), "watermark_listener": listener});
     if ready {
         HttpResponse::Ok().json(body)
     } else {

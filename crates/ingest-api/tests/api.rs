@@ -29,6 +29,7 @@ fn settings(topic: &str, bootstrap: String) -> Settings {
         schema_registry_url: testkit::schema_registry_url(),
         topic: topic.into(),
         auth_token_secret: Secret::new(SECRET),
+        identity: Default::default(),
         limits: Limits::default(),
         delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
@@ -42,6 +43,10 @@ fn settings(topic: &str, bootstrap: String) -> Settings {
         read_pool_size: 1,
         read_max_wait: Duration::from_secs(1),
         read_max_days: 366,
+        read_max_waiters: 1000,
+        export_max_concurrent: 2,
+        // Rate limits have their own tests (rate_limits.rs).
+        rate_limits: ingest_api::config::RateLimits::off(),
     }
 }
 

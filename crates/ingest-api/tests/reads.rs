@@ -23,6 +23,10 @@ struct Stack {
 }
 
 async fn spawn_stack(with_processor: bool) -> Stack {
+    spawn_stack_with(with_processor, 1000).await
+}
+
+async fn spawn_stack_with(with_processor: bool, max_waiters: usize) -> Stack {
     testkit::init_logging();
     let db = TestDatabase::create();
     let topic = unique("device-synced");
@@ -46,6 +50,7 @@ async fn spawn_stack(with_processor: bool) -> Stack {
         topic_partitions: 6,
         topic_replication: 1,
         topic_min_insync_replicas: 1,
+        topic_retention_ms: 604_800_000,
     };
     // The schema of the read model exists before any read.
     processor::migrate(&processor::db::pool(&db.url, 1)).await.expect("migrations");
@@ -55,6 +60,7 @@ async fn spawn_stack(with_processor: bool) -> Stack {
         schema_registry_url: testkit::schema_registry_url(),
         topic,
         auth_token_secret: Secret::new(SECRET),
+        identity: Default::default(),
         limits: Limits::default(),
         delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
@@ -67,6 +73,10 @@ async fn spawn_stack(with_processor: bool) -> Stack {
         read_pool_size: 4,
         read_max_wait: Duration::from_secs(10),
         read_max_days: 31,
+        read_max_waiters: max_waiters,
+        export_max_concurrent: 2,
+        // Rate limits have their own tests (rate_limits.rs).
+        rate_limits: ingest_api::config::RateLimits::off(),
     };
     let app = ingest_api::Application::build(settings).await.expect("ingest-api starts");
     let api = format!("http://127.0.0.1:{}", app.port());
@@ -242,17 +252,24 @@ async fn read_routes_check_who_reads_and_what_is_asked() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(headers["content-type"], "application/problem+json");
     }
-    // Pagination: one day per page, over two days with data (wear from two days ago, synced now).
-    let two_days_ago = chrono::Utc::now().timestamp_millis() - 2 * 86_400_000;
-    let older = stack.sync_ending("reader-3", "band-3", two_days_ago).await;
+    // Pagination: one day per page, over two days with data: wear at noon (Berlin, the example's
+    // zone, UTC+1) yesterday and three days ago, so no sync straddles a local midnight whatever
+    // the hour the test runs.
+    let berlin_today = (chrono::Utc::now() + chrono::Duration::hours(1)).date_naive();
+    let noon_utc = |days_ago: u64| {
+        let day = berlin_today - chrono::Days::new(days_ago);
+        day.and_hms_opt(11, 0, 0).unwrap().and_utc().timestamp_millis()
+    };
+    let recent = stack.sync_ending("reader-3", "band-3", noon_utc(1)).await;
+    let older = stack.sync_ending("reader-3", "band-3", noon_utc(3)).await;
     assert_eq!(older["partition"], accepted["partition"], "one user, one partition");
-    let token = if older["offset"].as_i64() > accepted["offset"].as_i64() {
+    let token = if older["offset"].as_i64() > recent["offset"].as_i64() {
         older["consistency_token"].as_str().unwrap()
     } else {
-        accepted["consistency_token"].as_str().unwrap()
+        recent["consistency_token"].as_str().unwrap()
     };
-    let today = chrono::Utc::now().date_naive();
-    let from = today - chrono::Days::new(3);
+    let today = berlin_today - chrono::Days::new(1);
+    let from = berlin_today - chrono::Days::new(3);
     let (_, _, body) = stack
         .get(
             &format!("/v1/users/reader-3/days?from={from}&to={today}&limit=1&consistency_token={token}&wait=10000"),
@@ -264,6 +281,153 @@ async fn read_routes_check_who_reads_and_what_is_asked() {
     let (_, _, page2) = stack.get(&format!("/v1/users/reader-3/days?from={next}&to={today}&limit=1"), "reader-3").await;
     assert_eq!(page2["days"][0]["date"], json!(next));
     assert!(page2["next_from"].is_null(), "{page2}");
+}
+
+/// Waiting reads hold no database connection and are bounded: 300 of them on an offset the
+/// processor will not reach leave another user's reads fast, and one more is refused at once.
+#[actix_web::test]
+async fn three_hundred_waiters_do_not_starve_other_reads_and_one_more_is_refused() {
+    let stack = spawn_stack_with(false, 300).await;
+    let accepted = stack.sync("waiter-1", "band-w1").await;
+    let unreachable = events::ConsistencyToken {
+        partition: accepted["partition"].as_i64().unwrap() as i32,
+        offset: accepted["offset"].as_i64().unwrap() + 1_000_000,
+    };
+    let path = format!("/v1/users/waiter-1/model?consistency_token={unreachable}&wait=8000");
+    let token = stack.signer.mint("waiter-1", None, Duration::from_secs(600));
+    let waiters: Vec<_> = (0..300)
+        .map(|_| {
+            let request = stack.http.get(format!("{}{path}", stack.api)).bearer_auth(&token);
+            tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+        })
+        .collect();
+    let waiting = || async {
+        let text = stack.http.get(format!("{}/metrics", stack.api)).send().await.unwrap().text().await.unwrap();
+        text.lines().find_map(|l| l.strip_prefix("ingest_read_waiters ")).and_then(|v| v.parse::<i64>().ok())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while waiting().await != Some(300) {
+        assert!(std::time::Instant::now() < deadline, "300 waiters never waited together: {:?}", waiting().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another user's read, with the 300 waiting: fast, several times over.
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let (status, _, body) = stack.get("/v1/users/waiter-2/model", "waiter-2").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    }
+    // The 301st wait is refused at once.
+    let started = std::time::Instant::now();
+    let (status, headers, body) = stack.get(&path, "waiter-1").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(body["type"], "https://fitness.example/problems/too-many-waiters");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    for w in waiters {
+        assert_eq!(w.await.unwrap().unwrap(), StatusCode::CONFLICT, "a waiter ends with 409 at its wait");
+    }
+    assert_eq!(waiting().await, Some(0), "every place is given back");
+}
+
+/// A sync's status with a consistency token waits only on the caller's own partition: a token
+/// of another partition is refused before any work, so it cannot probe others' positions.
+#[actix_web::test]
+async fn a_sync_status_wait_is_authorized_before_any_work() {
+    let stack = spawn_stack(false).await;
+    let accepted = stack.sync("prober-1", "band-p1").await;
+    let partition = accepted["partition"].as_i64().unwrap() as i32;
+    let other = events::ConsistencyToken { partition: (partition + 1) % 3, offset: 5 };
+    let started = std::time::Instant::now();
+    let (status, _, body) =
+        stack.get(&format!("/v1/syncs/{}?consistency_token={other}&wait=5000", uuid::Uuid::new_v4()), "prober-1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("partition"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2), "refused without waiting");
+}
+
+/// The lines of an NDJSON export, parsed, with their types.
+async fn export(stack: &Stack, user: &str, query: &str) -> Vec<Value> {
+    let res = stack
+        .http
+        .get(format!("{}/v1/users/{user}/export{query}", stack.api))
+        .bearer_auth(stack.signer.mint(user, None, Duration::from_secs(600)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let text = res.text().await.unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+fn kinds(lines: &[Value]) -> std::collections::BTreeMap<String, usize> {
+    let mut kinds = std::collections::BTreeMap::new();
+    for l in lines {
+        *kinds.entry(l["type"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    kinds
+}
+
+/// Export then erasure, through the log: the export holds every kind of stored row with the raw
+/// samples decoded; the erasure request is a 202 with a token, the processor deletes everything
+/// of that user and leaves a receipt, another user keeps their data, and a device token cannot
+/// erase its owner.
+#[actix_web::test]
+async fn a_user_exports_then_erases_their_data_and_another_user_keeps_theirs() {
+    let stack = spawn_stack(true).await;
+    let mine = stack.sync("erased-1", "band-e1").await;
+    let theirs = stack.sync("kept-1", "band-k1").await;
+    for (user, accepted) in [("erased-1", &mine), ("kept-1", &theirs)] {
+        let token = accepted["consistency_token"].as_str().unwrap();
+        let (status, _, body) =
+            stack.get(&format!("/v1/users/{user}/model?consistency_token={token}&wait=10000"), user).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let lines = export(&stack, "erased-1", "").await;
+    let found = kinds(&lines);
+    assert_eq!(lines.first().unwrap()["type"], "export");
+    assert_eq!(lines.last().unwrap(), &json!({"type": "end", "lines": lines.len()}));
+    for kind in ["profile", "sync", "day", "rolling", "samples"] {
+        assert!(found.get(kind).copied().unwrap_or(0) >= 1, "no {kind} line: {found:?}");
+    }
+    let samples = lines.iter().find(|l| l["type"] == "samples").unwrap();
+    assert!(samples["samples"].is_object() && samples["samples"].get("undecodable").is_none(), "{samples}");
+    assert!(lines.iter().all(|l| l["data"].get("user_id").is_none_or(|u| u == "erased-1")), "only the user's rows");
+
+    // A device token may not erase its owner's data; another user may not either.
+    let delete = |user: &str, token: String| {
+        stack.http.delete(format!("{}/v1/users/{user}/data", stack.api)).bearer_auth(token).send()
+    };
+    let res =
+        delete("erased-1", stack.signer.mint("erased-1", Some("band-e1"), Duration::from_secs(60))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = delete("erased-1", stack.signer.mint("kept-1", None, Duration::from_secs(60))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let res = delete("erased-1", stack.signer.mint("erased-1", None, Duration::from_secs(60))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let erasure: Value = res.json().await.unwrap();
+    assert_eq!(erasure["partition"], mine["partition"], "the erasure is in the user's partition");
+    assert!(erasure["offset"].as_i64() > mine["offset"].as_i64(), "after the user's syncs");
+    let (status, _, body) =
+        stack.get(&format!("{}&wait=10000", erasure["status_url"].as_str().unwrap()), "erased-1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "completed", "{body}");
+    assert_eq!(body["erasures"][0]["erasure_id"], erasure["erasure_id"]);
+    assert!(body["erasures"][0]["rows_deleted"].as_i64().unwrap() > 0, "{body}");
+
+    let after = kinds(&export(&stack, "erased-1", "").await);
+    assert_eq!(
+        after,
+        [("end", 1), ("erasure", 1), ("export", 1)].into_iter().map(|(k, n)| (k.to_owned(), n)).collect(),
+        "nothing but the receipt is left"
+    );
+    let (_, _, model) = stack.get("/v1/users/erased-1/model", "erased-1").await;
+    assert!(model["model"].is_null(), "{model}");
+    let (_, _, model) = stack.get("/v1/users/kept-1/model", "kept-1").await;
+    assert!(!model["model"].is_null(), "the other user keeps their data: {model}");
 }
 
 #[actix_web::test]

@@ -81,12 +81,18 @@ value applies when it is set (not empty, zero or false).
 {{- if and $s.secrets.existingSecret $s.secrets.create -}}
 {{- fail "secrets.existingSecret and secrets.create are both set: use one (existingSecret in production)" -}}
 {{- end -}}
+{{- $rotation := .Values.auth.tokenSecretRotation -}}
 {{- if not (or $s.secrets.existingSecret $s.secrets.create) -}}
-{{- fail (printf "secrets.existingSecret is required: the name of a Secret with the keys %s and %s (see README.md, \"Secrets\"). For a test or a demo only, set secrets.create=true with secrets.databaseUrl and secrets.authTokenSecret instead (the values are then kept in Helm's release history)." $s.secrets.keys.databaseUrl $s.secrets.keys.authTokenSecret) -}}
+{{- fail (printf "secrets.existingSecret is required: the name of a Secret with the keys %s and %s (see README.md, \"Secrets\"). For a test or a demo only, set secrets.create=true with secrets.databaseUrl and secrets.%s instead (the values are then kept in Helm's release history)." $s.secrets.keys.databaseUrl (ternary $s.secrets.keys.authTokenSecrets $s.secrets.keys.authTokenSecret $rotation) (ternary "authTokenSecrets" "authTokenSecret" $rotation)) -}}
 {{- end -}}
 {{- if $s.secrets.create -}}
 {{- $_ := required "secrets.databaseUrl is required with secrets.create=true" $s.secrets.databaseUrl -}}
-{{- if lt (len (required "secrets.authTokenSecret is required with secrets.create=true" $s.secrets.authTokenSecret)) 16 -}}
+{{- if $rotation -}}
+{{- $entry := "\\s*[A-Za-z0-9._-]{1,64}=[^,]{16,}" -}}
+{{- if not (regexMatch (printf "^%s(,%s)*$" $entry $entry) (required "secrets.authTokenSecrets is required with secrets.create=true and auth.tokenSecretRotation: kid1=secret1,kid2=secret2, the current secret first" $s.secrets.authTokenSecrets)) -}}
+{{- fail "secrets.authTokenSecrets must be kid1=secret1,kid2=secret2 (current first): key ids of 1 to 64 of A-Z a-z 0-9 . _ -, secrets of at least 16 bytes without commas" -}}
+{{- end -}}
+{{- else if lt (len (required "secrets.authTokenSecret is required with secrets.create=true" $s.secrets.authTokenSecret)) 16 -}}
 {{- fail "secrets.authTokenSecret is shorter than 16 bytes: use a long random value, e.g. openssl rand -hex 32" -}}
 {{- end -}}
 {{- if $s.kafka.sasl.enabled -}}
@@ -117,7 +123,42 @@ value applies when it is set (not empty, zero or false).
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail "autoscaling.minReplicas is above autoscaling.maxReplicas" -}}
 {{- end -}}
+{{- if ge (int .Values.config.exportMaxConcurrent) (int .Values.config.readPoolSize) -}}
+{{- fail (printf "config.exportMaxConcurrent (%d) must be below config.readPoolSize (%d): each export holds a read connection for as long as it streams, so the other reads would have none" (int .Values.config.exportMaxConcurrent) (int .Values.config.readPoolSize)) -}}
 {{- end -}}
+{{- include "ingest-api.validateAuth" . -}}
+{{- range $name := list "device" "user" "reads" -}}
+{{- $limit := get $.Values.rateLimit $name -}}
+{{- if and (gt (float64 $limit.perSecond) 0.0) (lt (int $limit.burst) 1) -}}
+{{- fail (printf "rateLimit.%s.burst is 0 while rateLimit.%s.perSecond is %v: give a burst of at least 1, or perSecond 0 to turn the limit off" $name $name $limit.perSecond) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The identity provider settings the service would refuse at start, refused here instead. */}}
+{{- define "ingest-api.validateAuth" -}}
+{{- $jwks := .Values.auth.jwks -}}
+{{- $jwt := .Values.auth.jwt -}}
+{{- if and $jwks.configMap $jwks.url -}}
+{{- fail "auth.jwks.configMap and auth.jwks.url are both set: the service reads one JWKS, from a file (AUTH_JWKS_FILE) or a URL (AUTH_JWKS_URL)" -}}
+{{- end -}}
+{{- if or $jwks.configMap $jwks.url -}}
+{{- if not (trim $jwt.issuer) -}}
+{{- fail "auth.jwt.issuer is required with a JWKS (auth.jwks.configMap or auth.jwks.url): the `iss` of the identity provider's tokens, e.g. https://idp.example.com/realms/fitness (AUTH_JWT_ISSUER)" -}}
+{{- end -}}
+{{- if not (trim $jwt.audience) -}}
+{{- fail "auth.jwt.audience is required with a JWKS (auth.jwks.configMap or auth.jwks.url): the `aud` the identity provider puts in tokens for this API (AUTH_JWT_AUDIENCE)" -}}
+{{- end -}}
+{{- if gt (int $jwks.cacheMinSeconds) (int $jwks.cacheMaxSeconds) -}}
+{{- fail "auth.jwks.cacheMinSeconds is above auth.jwks.cacheMaxSeconds" -}}
+{{- end -}}
+{{- else if or (trim $jwt.issuer) (trim $jwt.audience) -}}
+{{- fail "auth.jwt.issuer/auth.jwt.audience are set but no JWKS is: set auth.jwks.configMap (a ConfigMap with the provider's JWKS) or auth.jwks.url" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the JWKS ConfigMap is mounted (a directory, so the kubelet's updates reach the file). */}}
+{{- define "ingest-api.jwksDir" -}}/etc/ingest-api/jwks{{- end -}}
 
 {{/* The ConfigMap's settings: every variable of README.md's table that applies, but secrets. */}}
 {{- define "ingest-api.configData" -}}
@@ -147,6 +188,30 @@ INGEST_ACCESS_LOG_EVERY: {{ $c.accessLogEvery | int64 | quote }}
 INGEST_READ_POOL_SIZE: {{ $c.readPoolSize | int64 | quote }}
 INGEST_READ_MAX_WAIT_MS: {{ $c.readMaxWaitMs | int64 | quote }}
 INGEST_READ_MAX_DAYS: {{ $c.readMaxDays | int64 | quote }}
+INGEST_READ_MAX_WAITERS: {{ $c.readMaxWaiters | int64 | quote }}
+INGEST_EXPORT_MAX_CONCURRENT: {{ $c.exportMaxConcurrent | int64 | quote }}
+{{- $auth := .Values.auth }}
+AUTH_MAX_TOKEN_LIFETIME_SECONDS: {{ $auth.maxTokenLifetimeSeconds | int64 | quote }}
+{{- if or $auth.jwks.configMap $auth.jwks.url }}
+{{- if $auth.jwks.configMap }}
+AUTH_JWKS_FILE: {{ printf "%s/%s" (include "ingest-api.jwksDir" .) $auth.jwks.configMapKey | quote }}
+{{- else }}
+AUTH_JWKS_URL: {{ $auth.jwks.url | quote }}
+{{- end }}
+AUTH_JWT_ISSUER: {{ $auth.jwt.issuer | quote }}
+AUTH_JWT_AUDIENCE: {{ $auth.jwt.audience | quote }}
+AUTH_JWT_ALGORITHMS: {{ join "," $auth.jwt.algorithms | quote }}
+AUTH_JWKS_CACHE_MIN_SECONDS: {{ $auth.jwks.cacheMinSeconds | int64 | quote }}
+AUTH_JWKS_CACHE_MAX_SECONDS: {{ $auth.jwks.cacheMaxSeconds | int64 | quote }}
+AUTH_JWKS_REFETCH_INTERVAL_SECONDS: {{ $auth.jwks.refetchIntervalSeconds | int64 | quote }}
+{{- end }}
+{{- range $name := list "device" "user" "reads" }}
+{{- $limit := get $.Values.rateLimit $name }}
+{{ printf "INGEST_RATE_LIMIT_%s_PER_SECOND" (upper $name) }}: {{ include "ingest-api.envValue" $limit.perSecond | quote }}
+{{ printf "INGEST_RATE_LIMIT_%s_BURST" (upper $name) }}: {{ $limit.burst | int64 | quote }}
+{{- end }}
+INGEST_RATE_LIMIT_MAX_KEYS: {{ .Values.rateLimit.maxKeys | int64 | quote }}
+INGEST_RATE_LIMIT_SWEEP_SECONDS: {{ .Values.rateLimit.sweepSeconds | int64 | quote }}
 {{- range $key, $value := $s.kafka.config }}
 {{ printf "KAFKA_%s" ($key | upper | replace "." "_") }}: {{ include "ingest-api.envValue" $value | quote }}
 {{- end }}
