@@ -49,6 +49,7 @@ async fn spawn_app_with(rate_limits: RateLimits) -> TestApp {
         read_max_wait: Duration::from_secs(1),
         read_max_days: 366,
         read_max_waiters: 1000,
+        read_max_waiters_per_user: 20,
         export_max_concurrent: 2,
         rate_limits,
     };

@@ -41,6 +41,8 @@ pub struct Settings {
     pub read_max_days: u32,
     /// Most reads waiting for a consistency token at once; past it a wait is 503 at once.
     pub read_max_waiters: usize,
+    /// Most of them for one user, so a few users cannot take every place.
+    pub read_max_waiters_per_user: usize,
     /// Most exports streaming at once; each holds a read connection.
     pub export_max_concurrent: usize,
     /// Token buckets per device and per user (docs/ingest-api.md, "Rate limits").
@@ -230,6 +232,7 @@ impl Settings {
             read_max_wait: Duration::from_millis(parse("INGEST_READ_MAX_WAIT_MS", 10_000u64)?),
             read_max_days: parse("INGEST_READ_MAX_DAYS", 366u32)?,
             read_max_waiters: parse("INGEST_READ_MAX_WAITERS", 1000usize)?,
+            read_max_waiters_per_user: parse("INGEST_READ_MAX_WAITERS_PER_USER", 20usize)?,
             export_max_concurrent: parse("INGEST_EXPORT_MAX_CONCURRENT", 2usize)?,
             rate_limits: RateLimits::from_env()?,
         })

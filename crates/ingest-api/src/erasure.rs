@@ -72,8 +72,9 @@ struct Receipt {
     rows_deleted: i64,
 }
 
-/// `GET /v1/users/{user_id}/erasure[?consistency_token=&wait=]`: `completed` with the receipts,
-/// `pending` while the token's erasure is not processed yet, or `none`.
+/// `GET /v1/users/{user_id}/erasure[?consistency_token=&wait=]`: `pending` while the token's
+/// request is not processed yet; with a token, `completed` when its receipt exists, else
+/// `failed`; without one, `completed` when any receipt exists, else `none`.
 async fn erasure_status(
     req: HttpRequest,
     user: web::Path<String>,
@@ -93,10 +94,21 @@ async fn erasure_status(
             .load(c)
     })
     .await?;
-    let status = match (pending, receipts.is_empty()) {
+    // With the token of a request, its own receipt decides: processed without one means the
+    // processor could not carry it out (it went to the dead-letter topic).
+    let requested = reads::token(&req, &q)?;
+    let status = match (pending, requested) {
         (true, _) => "pending",
-        (false, false) => "completed",
-        (false, true) => "none",
+        (false, Some(t)) if receipts.iter().any(|r| r.kafka_partition == t.partition && r.kafka_offset == t.offset) => {
+            "completed"
+        }
+        (false, Some(_)) => "failed",
+        (false, None) if receipts.is_empty() => "none",
+        (false, None) => "completed",
     };
-    Ok(reads::fresh(json!({"user_id": user, "status": status, "erasures": receipts}), partition, committed))
+    let mut body = json!({"user_id": user, "status": status, "erasures": receipts});
+    if status == "failed" {
+        body["detail"] = json!("the request at this consistency token was processed but no erasure was carried out there (it went to the dead-letter topic, or the token is not an erasure's); send DELETE again");
+    }
+    Ok(reads::fresh(body, partition, committed))
 }

@@ -11,6 +11,7 @@
 //! without its `end` line is incomplete (an `{"type":"error"}` line says why when it can).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -27,6 +28,11 @@ use crate::AppState;
 
 /// Lines buffered between the reader and the client.
 const CHANNEL_LINES: usize = 64;
+/// Longest a client may leave a line unread: past it the export stops, giving back its
+/// connection and ending its snapshot (a stalled client must not hold them forever).
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest one export may take in all.
+const MAX_DURATION: Duration = Duration::from_secs(15 * 60);
 
 /// The tables of a user's data with the order of their rows, exported as PostgreSQL renders each
 /// row (`row_to_json`: every column, including ones added later). `day_samples` is apart: its
@@ -71,6 +77,10 @@ struct SamplesRow {
 enum Stopped {
     #[error("the client went away")]
     ClientGone,
+    #[error("the client read nothing for {STALL_TIMEOUT:?}")]
+    Stalled,
+    #[error("the export took longer than {MAX_DURATION:?}")]
+    TooLong,
     #[error("reading the database: {0}")]
     Database(#[from] diesel::result::Error),
     #[error("getting a connection: {0}")]
@@ -99,22 +109,24 @@ async fn export(
         "freshness": {"partition": partition, "committed_offset": committed},
         "format": "one JSON object per line; complete when the last line is {\"type\":\"end\"}",
     });
+    let mut sink =
+        Sink { tx, runtime: tokio::runtime::Handle::current(), lines: 0, deadline: Instant::now() + MAX_DURATION };
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let mut lines = 0u64;
         let result = (|| -> Result<(), Stopped> {
-            send(&tx, header_line.to_string(), &mut lines)?;
+            sink.send(header_line.to_string())?;
             let mut conn = pool.get()?;
-            conn.build_transaction().repeatable_read().read_only().run(|c| write_user(c, &user, &tx, &mut lines))
+            conn.build_transaction().repeatable_read().read_only().run(|c| write_user(c, &user, &mut sink))
         })();
         match result {
             Ok(()) => {
-                let _ = send(&tx, json!({"type": "end", "lines": lines + 1}).to_string(), &mut lines);
+                let end = json!({"type": "end", "lines": sink.lines + 1}).to_string();
+                let _ = sink.send(end);
             }
             Err(Stopped::ClientGone) => log::info!("export of a user stopped: the client went away"),
             Err(e) => {
-                log::warn!("export of a user failed after {lines} lines: {e}");
-                let _ = send(&tx, json!({"type": "error", "detail": e.to_string()}).to_string(), &mut lines);
+                log::warn!("export of a user stopped after {} lines: {e}", sink.lines);
+                let _ = sink.send(json!({"type": "error", "detail": e.to_string()}).to_string());
             }
         }
     });
@@ -126,17 +138,12 @@ async fn export(
 }
 
 /// Every table's rows of the user, inside the caller's snapshot.
-fn write_user(
-    conn: &mut PgConnection,
-    user: &str,
-    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
-    lines: &mut u64,
-) -> Result<(), Stopped> {
+fn write_user(conn: &mut PgConnection, user: &str, sink: &mut Sink) -> Result<(), Stopped> {
     for (kind, table, order) in TABLES {
         let sql = format!("SELECT row_to_json(t)::text AS line FROM {table} t WHERE user_id = $1 ORDER BY {order}");
         let rows = diesel::sql_query(sql).bind::<Text, _>(user).load_iter::<JsonRow, PgRowByRowLoadingMode>(conn)?;
         for row in rows {
-            send(tx, format!(r#"{{"type":"{kind}","data":{}}}"#, row?.line), lines)?;
+            sink.send(format!(r#"{{"type":"{kind}","data":{}}}"#, row?.line))?;
         }
     }
     let sql = "SELECT row_to_json(t)::text AS meta, s.samples FROM day_samples s, \
@@ -149,16 +156,37 @@ fn write_user(
             Ok(v) => v,
             Err(e) => json!({"undecodable": e.to_string(), "bytes": row.samples.len()}),
         };
-        send(tx, format!(r#"{{"type":"samples","data":{},"samples":{samples}}}"#, row.meta), lines)?;
+        sink.send(format!(r#"{{"type":"samples","data":{},"samples":{samples}}}"#, row.meta))?;
     }
     Ok(())
 }
 
-fn send(tx: &mpsc::Sender<Result<Bytes, std::io::Error>>, mut line: String, lines: &mut u64) -> Result<(), Stopped> {
-    line.push('\n');
-    tx.blocking_send(Ok(Bytes::from(line))).map_err(|_| Stopped::ClientGone)?;
-    *lines += 1;
-    Ok(())
+/// The response's side of the export: lines go to the client through a bounded channel, each
+/// within [`STALL_TIMEOUT`] and all before the deadline.
+struct Sink {
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    runtime: tokio::runtime::Handle,
+    lines: u64,
+    deadline: Instant,
+}
+
+impl Sink {
+    /// Called on a blocking thread (never a runtime worker), so it may block on the runtime.
+    fn send(&mut self, mut line: String) -> Result<(), Stopped> {
+        if Instant::now() > self.deadline {
+            return Err(Stopped::TooLong);
+        }
+        line.push('\n');
+        let sent = self.runtime.block_on(tokio::time::timeout(STALL_TIMEOUT, self.tx.send(Ok(Bytes::from(line)))));
+        match sent {
+            Ok(Ok(())) => {
+                self.lines += 1;
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Stopped::ClientGone),
+            Err(_) => Err(Stopped::Stalled),
+        }
+    }
 }
 
 /// The receiver as the response body's stream.

@@ -21,7 +21,7 @@ pub mod watermark_feed;
 
 use std::future::Future;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -61,8 +61,9 @@ pub struct Application {
     port: u16,
     server: Server,
     publisher: Arc<Publisher>,
-    /// Stops the watermark listener's thread.
-    listener_stop: Arc<AtomicBool>,
+    /// Stops the watermark listener's thread when the application ends or is dropped: a stopped
+    /// or dropped application (tests spawn many) leaves no thread holding a connection.
+    _listener: watermark_feed::ListenerHandle,
 }
 
 impl Application {
@@ -75,10 +76,12 @@ impl Application {
         let listener =
             TcpListener::bind(&settings.listen_addr).with_context(|| format!("binding {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
-        let watermarks =
-            watermark_feed::WatermarkFeed::new(&settings.topic, settings.read_max_waiters, &metrics.registry);
-        let listener_stop = Arc::new(AtomicBool::new(false));
-        watermarks.spawn_listener(settings.read_database_url.clone(), listener_stop.clone());
+        let watermarks = watermark_feed::WatermarkFeed::new(
+            &settings.topic,
+            settings.read_max_waiters,
+            settings.read_max_waiters_per_user,
+            &metrics.registry,
+        );
         let rate_limits = rate_limit::RateLimiters::new(&settings.rate_limits, &metrics)?;
         rate_limits.spawn_sweeper(settings.rate_limits.sweep_interval);
         let state = web::Data::new(AppState {
@@ -92,6 +95,8 @@ impl Application {
             served: AtomicU64::new(0),
             settings,
         });
+        // Started last: every step that can fail is behind it, so a failed build leaves no thread.
+        let watermark_listener = state.watermarks.spawn_listener(state.settings.read_database_url.clone());
         let workers = match state.settings.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -113,7 +118,7 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(30)
         .run();
-        Ok(Self { port, server, publisher, listener_stop })
+        Ok(Self { port, server, publisher, _listener: watermark_listener })
     }
 
     pub fn port(&self) -> u16 {
@@ -135,7 +140,7 @@ impl Application {
             handle.stop(true).await;
         });
         self.server.await?;
-        self.listener_stop.store(true, Ordering::Relaxed);
+        drop(self._listener);
         let publisher = self.publisher;
         tokio::task::spawn_blocking(move || publisher.flush(routes::FLUSH_TIMEOUT))
             .await?

@@ -51,8 +51,8 @@ pub enum ApiError {
     NotYetProcessed { partition: i32, offset: i64, committed: i64 },
     #[error("the health-model database cannot be read right now ({0}); retry")]
     ReadUnavailable(String),
-    #[error("{max} reads are already waiting for the processor; retry in a second, or read without a wait")]
-    TooManyWaiters { max: usize },
+    #[error("{} reads are already waiting for the processor{}; retry in a second, or read without a wait", .max, if *.per_user { " for this user" } else { "" })]
+    TooManyWaiters { max: usize, per_user: bool },
     #[error("{0}")]
     Busy(String),
     #[error("{0}")]

@@ -82,9 +82,11 @@ pub(crate) async fn watermark(state: &web::Data<AppState>, partition: i32) -> Re
 /// Waits (at most `wait`, capped by configuration) until the token's partition is processed up
 /// to its offset. Returns the watermark, or `NotYetProcessed`: never data older than the token.
 /// One read of the database; then the wait, if any, is on the watermark feed (woken by the
-/// processor's commits), holding no connection, among a bounded number of waiters.
+/// processor's commits), holding no connection, among a bounded number of waiters (in all, and
+/// per `user`).
 pub(crate) async fn covered(
     state: &web::Data<AppState>,
+    user: &str,
     token: ConsistencyToken,
     wait: Option<u64>,
 ) -> Result<i64, ApiError> {
@@ -97,12 +99,21 @@ pub(crate) async fn covered(
     if wait.is_zero() {
         return Err(not_yet(committed));
     }
-    let permit = state.watermarks.admit().map_err(|WaitRefused::Saturated { max }| ApiError::TooManyWaiters { max })?;
+    let permit = state.watermarks.admit(user).map_err(|refused| match refused {
+        WaitRefused::Saturated { max } => ApiError::TooManyWaiters { max, per_user: false },
+        WaitRefused::UserSaturated { max } => ApiError::TooManyWaiters { max, per_user: true },
+    })?;
     let seen = state.watermarks.wait_for(&permit, token.partition, token.offset, committed, wait).await;
-    if seen >= token.offset {
-        Ok(seen)
+    if seen < token.offset {
+        return Err(not_yet(seen));
+    }
+    // The database confirms: the feed only moves forward, and after `processor adopt-topic`
+    // (offsets start again) it may be ahead of the truth until its listener reloads.
+    let committed = watermark(state, token.partition).await?;
+    if committed >= token.offset {
+        Ok(committed)
     } else {
-        Err(not_yet(seen))
+        Err(not_yet(committed))
     }
 }
 
@@ -167,7 +178,7 @@ pub(crate) async fn position(
                     t.partition
                 )));
             }
-            Ok((partition, covered(state, t, q.wait).await?))
+            Ok((partition, covered(state, user, t, q.wait).await?))
         }
         None => Ok((partition, watermark(state, partition).await?)),
     }
@@ -197,7 +208,7 @@ async fn sync_status(
                 t.partition, claims.sub
             )));
         }
-        committed = Some(match covered(&state, t, q.wait).await {
+        committed = Some(match covered(&state, &claims.sub, t, q.wait).await {
             Ok(c) => c,
             Err(ApiError::NotYetProcessed { committed, .. }) => committed,
             Err(e) => return Err(e),

@@ -39,6 +39,8 @@ struct Notification {
 pub enum WaitRefused {
     /// Too many reads are waiting already.
     Saturated { max: usize },
+    /// This user has as many reads waiting as one user may.
+    UserSaturated { max: usize },
 }
 
 /// The watermarks of one topic as last seen, and the waiters on them.
@@ -47,6 +49,9 @@ pub struct WatermarkFeed {
     partitions: Mutex<HashMap<i32, watch::Sender<i64>>>,
     waiters: Arc<Semaphore>,
     max_waiters: usize,
+    /// Waiting reads per user, so a few users cannot take every place.
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
+    max_per_user: usize,
     connected: AtomicBool,
     waiting: IntGauge,
     refused: IntCounter,
@@ -56,7 +61,7 @@ pub struct WatermarkFeed {
 
 impl WatermarkFeed {
     /// A feed with no listener yet: call [`spawn_listener`](Self::spawn_listener) to start it.
-    pub fn new(topic: &str, max_waiters: usize, registry: &Registry) -> Arc<Self> {
+    pub fn new(topic: &str, max_waiters: usize, max_per_user: usize, registry: &Registry) -> Arc<Self> {
         let waiting = IntGauge::new("read_waiters", "Reads waiting for a consistency token").expect("valid metric");
         let refused = IntCounter::new("read_waiters_refused_total", "Waits refused because too many were waiting")
             .expect("valid metric");
@@ -79,6 +84,8 @@ impl WatermarkFeed {
             partitions: Mutex::default(),
             waiters: Arc::new(Semaphore::new(max_waiters)),
             max_waiters,
+            per_user: Arc::default(),
+            max_per_user,
             connected: AtomicBool::new(false),
             waiting,
             refused,
@@ -122,12 +129,22 @@ impl WatermarkFeed {
         partitions.entry(partition).or_insert_with(|| watch::channel(known).0).subscribe()
     }
 
-    /// A place among the waiters, or a refusal when all are taken.
-    pub fn admit(&self) -> Result<WaiterPermit, WaitRefused> {
+    /// A place among the waiters for `user`, or a refusal when the user's or all are taken.
+    pub fn admit(&self, user: &str) -> Result<WaiterPermit, WaitRefused> {
+        {
+            let mut per_user = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+            let count = per_user.entry(user.to_owned()).or_default();
+            if *count >= self.max_per_user {
+                self.refused.inc();
+                return Err(WaitRefused::UserSaturated { max: self.max_per_user });
+            }
+            *count += 1;
+        }
+        let user_place = UserPlace { per_user: self.per_user.clone(), user: user.to_owned() };
         match self.waiters.clone().try_acquire_owned() {
             Ok(permit) => {
                 self.waiting.inc();
-                Ok(WaiterPermit { _permit: permit, gauge: self.waiting.clone() })
+                Ok(WaiterPermit { _permit: permit, _user: user_place, gauge: self.waiting.clone() })
             }
             Err(_) => {
                 self.refused.inc();
@@ -164,15 +181,20 @@ impl WatermarkFeed {
 
     /// Starts the listener on its own thread: it connects to `database_url`, LISTENs, loads every
     /// watermark of the topic, then publishes each notification. On a lost connection it
-    /// reconnects with capped backoff and reloads, so a waiter misses nothing. It stops when
-    /// `stop` is set.
-    pub fn spawn_listener(self: &Arc<Self>, database_url: String, stop: Arc<AtomicBool>) {
+    /// reconnects with capped backoff and reloads, so a waiter misses nothing. Dropping the
+    /// returned handle stops the thread and waits for it (a thread inside libpq while the
+    /// process exits can crash it).
+    pub fn spawn_listener(self: &Arc<Self>, database_url: String) -> ListenerHandle {
         let feed = self.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        let handle = ListenerHandle { stop: stop.clone(), done };
         let spawned = std::thread::Builder::new().name("watermark-listener".into()).spawn(move || {
+            let _done = done_tx; // dropped when the thread ends: the handle hears it
             let mut backoff = Duration::from_millis(100);
             while !stop.load(Ordering::Relaxed) {
                 match feed.listen(&database_url, &stop) {
-                    Ok(()) => return,
+                    Ok(()) => break,
                     Err(e) => {
                         if feed.connected.swap(false, Ordering::Relaxed) {
                             log::warn!("the watermark listener lost its connection ({e}); reconnecting");
@@ -180,21 +202,24 @@ impl WatermarkFeed {
                             log::debug!("the watermark listener cannot connect yet: {e}");
                         }
                         feed.listener_up.set(0);
-                        std::thread::sleep(backoff);
+                        sleep_unless_stopped(backoff, &stop);
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 }
             }
+            feed.connected.store(false, Ordering::Relaxed);
+            feed.listener_up.set(0);
         });
         if let Err(e) = spawned {
             log::error!("cannot start the watermark listener thread ({e}); reads with a wait will time out");
         }
+        handle
     }
 
     /// One connection's life: LISTEN, reload, then notifications until an error or `stop`.
     fn listen(&self, database_url: &str, stop: &AtomicBool) -> Result<(), diesel::result::Error> {
-        let mut conn =
-            PgConnection::establish(database_url).map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+        let mut conn = PgConnection::establish(&with_liveness(database_url))
+            .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
         diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
         // LISTEN first, then read: a commit in between is in both, never in neither.
         for (partition, offset) in crate::read_model::watermarks(&mut conn, &self.topic)? {
@@ -230,10 +255,66 @@ impl WatermarkFeed {
     }
 }
 
+/// Stops the listener thread when dropped, and waits (a little) for it to end.
+pub struct ListenerHandle {
+    stop: Arc<AtomicBool>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Drop for ListenerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Returns when the thread has ended (its sender is dropped), or after the longest a
+        // statement or a connection attempt can take.
+        let _ = self.done.recv_timeout(Duration::from_secs(12));
+    }
+}
+
+/// Sleeps `total`, waking early when `stop` is set.
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < total {
+        std::thread::sleep(LISTEN_TICK.min(total.saturating_sub(started.elapsed())));
+    }
+}
+
+/// The listener's URL with TCP keepalives and a statement timeout: a silently dead connection
+/// must fail the health check within seconds, not hang it (libpq URI parameters).
+fn with_liveness(url: &str) -> String {
+    let params = "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=3&tcp_user_timeout=10000\
+                  &options=-c%20statement_timeout%3D10000";
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        format!("{url}{}{params}", if url.contains('?') { '&' } else { '?' })
+    } else {
+        // A keyword/value connection string: leave it as configured.
+        url.to_owned()
+    }
+}
+
 /// A waiter's place; dropping it frees the place.
 pub struct WaiterPermit {
     _permit: OwnedSemaphorePermit,
+    _user: UserPlace,
     gauge: IntGauge,
+}
+
+/// One of a user's places; dropping it gives it back (and forgets a user with none left, so the
+/// map holds only users who are waiting).
+struct UserPlace {
+    per_user: Arc<Mutex<HashMap<String, usize>>>,
+    user: String,
+}
+
+impl Drop for UserPlace {
+    fn drop(&mut self) {
+        let mut per_user = self.per_user.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = per_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl Drop for WaiterPermit {
@@ -246,14 +327,27 @@ impl Drop for WaiterPermit {
 mod tests {
     use super::*;
 
+    #[test]
+    fn one_user_cannot_take_every_place() {
+        let feed = WatermarkFeed::new("t", 10, 2, &Registry::new());
+        let first = feed.admit("greedy").unwrap();
+        let _second = feed.admit("greedy").unwrap();
+        assert_eq!(feed.admit("greedy").err(), Some(WaitRefused::UserSaturated { max: 2 }));
+        assert!(feed.admit("other").is_ok(), "another user still gets a place");
+        drop(first);
+        assert!(feed.admit("greedy").is_ok(), "a given-back place is the user's again");
+        drop(_second);
+        assert!(feed.per_user.lock().unwrap().is_empty(), "users with no waiting read are forgotten");
+    }
+
     #[tokio::test]
     async fn waiters_wake_on_a_newer_watermark_and_are_bounded() {
-        let feed = WatermarkFeed::new("t", 2, &Registry::new());
-        let a = feed.admit().unwrap();
-        let b = feed.admit().unwrap();
-        assert_eq!(feed.admit().err(), Some(WaitRefused::Saturated { max: 2 }));
+        let feed = WatermarkFeed::new("t", 2, 2, &Registry::new());
+        let a = feed.admit("u1").unwrap();
+        let b = feed.admit("u2").unwrap();
+        assert_eq!(feed.admit("u3").err(), Some(WaitRefused::Saturated { max: 2 }));
         drop(b);
-        let b = feed.admit().expect("a freed place is reused");
+        let b = feed.admit("u2").expect("a freed place is reused");
 
         feed.publish(0, 5, false);
         let waiter = {
@@ -274,10 +368,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_reload_takes_the_databases_word() {
-        let feed = WatermarkFeed::new("t", 1, &Registry::new());
+        let feed = WatermarkFeed::new("t", 1, 1, &Registry::new());
         feed.publish(0, 50, false);
         feed.publish(0, 3, true);
-        let permit = feed.admit().unwrap();
+        let permit = feed.admit("u").unwrap();
         assert_eq!(feed.wait_for(&permit, 0, 0, -1, Duration::ZERO).await, 3);
     }
 }

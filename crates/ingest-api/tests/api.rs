@@ -44,6 +44,7 @@ fn settings(topic: &str, bootstrap: String) -> Settings {
         read_max_wait: Duration::from_secs(1),
         read_max_days: 366,
         read_max_waiters: 1000,
+        read_max_waiters_per_user: 20,
         export_max_concurrent: 2,
         // Rate limits have their own tests (rate_limits.rs).
         rate_limits: ingest_api::config::RateLimits::off(),

@@ -292,6 +292,7 @@ async fn spawn_stack() -> Stack {
         read_max_wait: Duration::from_secs(10),
         read_max_days: 31,
         read_max_waiters: 100,
+        read_max_waiters_per_user: 20,
         export_max_concurrent: 2,
         // Isolation, not rate limits (rate_limits.rs).
         rate_limits: ingest_api::config::RateLimits::off(),

@@ -58,6 +58,7 @@ async fn spawn_app(rate_limits: RateLimits) -> TestApp {
         read_max_wait: Duration::from_secs(1),
         read_max_days: 31,
         read_max_waiters: 100,
+        read_max_waiters_per_user: 20,
         export_max_concurrent: 2,
         rate_limits,
     };

@@ -23,10 +23,10 @@ struct Stack {
 }
 
 async fn spawn_stack(with_processor: bool) -> Stack {
-    spawn_stack_with(with_processor, 1000).await
+    spawn_stack_with(with_processor, 1000, 20).await
 }
 
-async fn spawn_stack_with(with_processor: bool, max_waiters: usize) -> Stack {
+async fn spawn_stack_with(with_processor: bool, max_waiters: usize, max_waiters_per_user: usize) -> Stack {
     testkit::init_logging();
     let db = TestDatabase::create();
     let topic = unique("device-synced");
@@ -74,6 +74,7 @@ async fn spawn_stack_with(with_processor: bool, max_waiters: usize) -> Stack {
         read_max_wait: Duration::from_secs(10),
         read_max_days: 31,
         read_max_waiters: max_waiters,
+        read_max_waiters_per_user: max_waiters_per_user,
         export_max_concurrent: 2,
         // Rate limits have their own tests (rate_limits.rs).
         rate_limits: ingest_api::config::RateLimits::off(),
@@ -287,7 +288,7 @@ async fn read_routes_check_who_reads_and_what_is_asked() {
 /// processor will not reach leave another user's reads fast, and one more is refused at once.
 #[actix_web::test]
 async fn three_hundred_waiters_do_not_starve_other_reads_and_one_more_is_refused() {
-    let stack = spawn_stack_with(false, 300).await;
+    let stack = spawn_stack_with(false, 300, 300).await;
     let accepted = stack.sync("waiter-1", "band-w1").await;
     let unreachable = events::ConsistencyToken {
         partition: accepted["partition"].as_i64().unwrap() as i32,
@@ -328,6 +329,40 @@ async fn three_hundred_waiters_do_not_starve_other_reads_and_one_more_is_refused
         assert_eq!(w.await.unwrap().unwrap(), StatusCode::CONFLICT, "a waiter ends with 409 at its wait");
     }
     assert_eq!(waiting().await, Some(0), "every place is given back");
+}
+
+/// One user cannot take every waiting place: past their share their waits are refused at once,
+/// and another user still waits.
+#[actix_web::test]
+async fn one_user_cannot_take_every_waiting_place() {
+    let stack = spawn_stack_with(false, 100, 2).await;
+    let mut unreachable = Vec::new();
+    for user in ["greedy-1", "patient-1"] {
+        let accepted = stack.sync(user, &format!("band-{user}")).await;
+        let token = events::ConsistencyToken {
+            partition: accepted["partition"].as_i64().unwrap() as i32,
+            offset: accepted["offset"].as_i64().unwrap() + 1_000_000,
+        };
+        unreachable.push(format!("/v1/users/{user}/model?consistency_token={token}"));
+    }
+    let wait = |user: &'static str, path: String, ms: u64| {
+        let request = stack.http.get(format!("{}{path}&wait={ms}", stack.api)).bearer_auth(stack.signer.mint(
+            user,
+            None,
+            Duration::from_secs(600),
+        ));
+        tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+    };
+    let held = [wait("greedy-1", unreachable[0].clone(), 3000), wait("greedy-1", unreachable[0].clone(), 3000)];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _, body) = stack.get(&format!("{}&wait=3000", unreachable[0]), "greedy-1").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("for this user"), "{body}");
+    let (status, _, body) = stack.get(&format!("{}&wait=200", unreachable[1]), "patient-1").await;
+    assert_eq!(status, StatusCode::CONFLICT, "another user waits, then hears not yet: {body}");
+    for h in held {
+        assert_eq!(h.await.unwrap().unwrap(), StatusCode::CONFLICT);
+    }
 }
 
 /// A sync's status with a consistency token waits only on the caller's own partition: a token

@@ -9,7 +9,9 @@
 //!
 //! Both topics get `retention.ms` (`PROCESSOR_TOPIC_RETENTION_MS`, default 7 days): raw events
 //! are health data, and an erasure is complete once the events before it have aged out of Kafka.
-//! A topic that exists already keeps its configuration.
+//! Kafka deletes closed segments only, and rolls the active one after `segment.ms`; so
+//! `segment.ms` is set to a day at most (or the retention, when shorter), bounding how long an
+//! event outlives its retention. A topic that exists already keeps its configuration.
 
 use std::time::Duration;
 
@@ -19,6 +21,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::Settings;
+
+/// The most a segment stays open: a day, or the retention when shorter. An event leaves Kafka at
+/// most `retention.ms + segment.ms` after it was written.
+pub fn segment_ms(retention_ms: i64) -> i64 {
+    retention_ms.min(86_400_000)
+}
 
 /// Creates the topics; returns, per topic, whether it was created now (false: it existed).
 pub async fn create_topics(settings: &Settings) -> anyhow::Result<Vec<(String, bool)>> {
@@ -36,16 +44,19 @@ pub async fn create_topics(settings: &Settings) -> anyhow::Result<Vec<(String, b
     );
     let min_insync = min_insync.to_string();
     let retention = settings.topic_retention_ms.to_string();
+    let segment = segment_ms(settings.topic_retention_ms).to_string();
     let admin: AdminClient<DefaultClientContext> = events::kafka::client_config(&settings.kafka_bootstrap_servers)
         .create()
         .context("creating the Kafka admin client")?;
     let topics = [
         NewTopic::new(&settings.topic, partitions, TopicReplication::Fixed(replication))
             .set("min.insync.replicas", &min_insync)
-            .set("retention.ms", &retention),
+            .set("retention.ms", &retention)
+            .set("segment.ms", &segment),
         NewTopic::new(&settings.dlq_topic, 1, TopicReplication::Fixed(replication))
             .set("min.insync.replicas", &min_insync)
-            .set("retention.ms", &retention),
+            .set("retention.ms", &retention)
+            .set("segment.ms", &segment),
     ];
     let opts = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))

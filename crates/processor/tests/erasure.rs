@@ -193,3 +193,40 @@ async fn an_erasure_deletes_every_row_of_its_user_and_nothing_brings_them_back()
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(20), task).await.expect("stops").unwrap().unwrap();
 }
+
+/// `create-topics` gives both topics the configured `retention.ms`, read back from the broker:
+/// raw events, erased users' included, age out of Kafka. A retention of 0 or less is refused.
+#[tokio::test]
+async fn create_topics_sets_the_retention_that_completes_an_erasure() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+
+    let p = spawn_processor().await;
+    let mut settings = p.settings.clone();
+    settings.topic = unique("retained");
+    settings.dlq_topic = format!("{}.dlq", settings.topic);
+    settings.topic_retention_ms = 3_600_000;
+    let created = processor::topics::create_topics(&settings).await.expect("topics created");
+    assert!(created.iter().all(|(_, new)| *new), "{created:?}");
+
+    let admin: AdminClient<DefaultClientContext> =
+        events::kafka::client_config(&settings.kafka_bootstrap_servers).create().unwrap();
+    for topic in [&settings.topic, &settings.dlq_topic] {
+        let described = admin
+            .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+            .await
+            .expect("describe configs");
+        let resource = described.into_iter().next().unwrap().expect("the topic's configuration");
+        let retention = resource.get("retention.ms").and_then(|e| e.value.clone());
+        assert_eq!(retention.as_deref(), Some("3600000"), "{topic}");
+        // The active segment rolls within the retention, so nothing outlives it by more.
+        let segment = resource.get("segment.ms").and_then(|e| e.value.clone());
+        assert_eq!(segment.as_deref(), Some("3600000"), "{topic}");
+    }
+
+    settings.topic = unique("forever");
+    settings.topic_retention_ms = -1;
+    let refused = processor::topics::create_topics(&settings).await.expect_err("unbounded retention refused");
+    assert!(refused.to_string().contains("PROCESSOR_TOPIC_RETENTION_MS"), "{refused}");
+    p.stop().await;
+}

@@ -201,7 +201,13 @@ pub struct Authenticator {
     cache_key: [u8; 16],
     /// Verified for unknown users, so they take as long as known ones.
     dummy_hash: String,
+    /// Argon2 runs at once: each takes 19 MiB and a core for tens of milliseconds, so a flood of
+    /// wrong passwords waits here instead of exhausting memory. Cached credentials never wait.
+    verifications: Arc<tokio::sync::Semaphore>,
 }
+
+/// Argon2 verifications that may run at once.
+const CONCURRENT_VERIFICATIONS: usize = 2;
 
 impl Authenticator {
     pub fn new(entries: Vec<Entry>) -> anyhow::Result<Self> {
@@ -214,6 +220,7 @@ impl Authenticator {
             verified: Mutex::new(lru::LruCache::new(NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero"))),
             cache_key: generate_salt(),
             dummy_hash,
+            verifications: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_VERIFICATIONS)),
         })
     }
 
@@ -308,8 +315,14 @@ pub async fn middleware(
         Ok((user, password)) => match auth.cached(&user, &password) {
             Some(p) => Ok(p),
             None => {
+                let permit = auth.verifications.clone().acquire_owned().await;
                 let auth = Arc::clone(&auth);
-                web::block(move || auth.verify(&user, &password)).await.unwrap_or(Err(Refusal::BadCredentials))
+                web::block(move || {
+                    let _permit = permit;
+                    auth.verify(&user, &password)
+                })
+                .await
+                .unwrap_or(Err(Refusal::BadCredentials))
             }
         },
     };

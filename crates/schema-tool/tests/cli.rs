@@ -17,11 +17,20 @@ fn repo_schemas() -> PathBuf {
 /// A copy of the repository's schemas with a v3 made by `change` from v2.
 fn with_v3(change: impl FnOnce(&mut Value)) -> PathBuf {
     let dir = std::env::temp_dir().join(testkit::unique("schemas"));
-    std::fs::create_dir_all(dir.join("device-synced")).unwrap();
-    std::fs::copy(repo_schemas().join("manifest.json"), dir.join("manifest.json")).unwrap();
-    for v in ["v1.avsc", "v2.avsc"] {
-        std::fs::copy(repo_schemas().join("device-synced").join(v), dir.join("device-synced").join(v)).unwrap();
+    // Every subject's directory, as the manifest names them all.
+    for entry in std::fs::read_dir(repo_schemas()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(dir.join(entry.file_name())).unwrap();
+            for file in std::fs::read_dir(entry.path()).unwrap() {
+                let file = file.unwrap();
+                std::fs::copy(file.path(), dir.join(entry.file_name()).join(file.file_name())).unwrap();
+            }
+        } else {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
     }
+    std::fs::remove_file(dir.join("device-synced/v3.avsc")).ok();
     let mut v3: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("device-synced/v2.avsc")).unwrap()).unwrap();
     change(&mut v3);
