@@ -136,7 +136,9 @@ say "creating topics and migrating the database"
 "$BIN/processor" migrate
 
 say "starting the processor (ops on http://$PROCESSOR_OPS_ADDR)"
-start processor "$BIN/processor" run
+# The processor only reads schemas: it gets the reader, not the writer ingest-api needs.
+SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO=${PROCESSOR_REGISTRY_USER_INFO:-$REGISTRY_READER_USER_INFO} \
+    start processor "$BIN/processor" run
 wait_for_http "http://$PROCESSOR_OPS_ADDR/healthz" "${PIDS[-1]}" "the processor" "$LOG_DIR/processor.log"
 
 say "starting ingest-api on http://$INGEST_LISTEN_ADDR"

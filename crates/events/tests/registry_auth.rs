@@ -33,6 +33,10 @@ async fn with_the_writer_s_credentials_the_client_registers_and_a_reader_fetches
 async fn the_encoder_and_decoder_take_the_credentials_from_the_environment() {
     // RegistryClient::new, what ingest-api and the processor use, reads SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO.
     let url = testkit::schema_registry_url();
+    // The test registry requires credentials, so the encoder's success below proves it sent them.
+    let anonymous = RegistryClient::with_credentials(&url, None).unwrap();
+    let refused = anonymous.register(&format!("{}-value", unique("registry-anon")), SCHEMA_JSON).await;
+    assert_eq!(refused.map_err(|e| e.status), Err(Some(401)), "the test registry runs with authentication");
     let encoder = EventEncoder::new(&url, &unique("registry-auth"), SCHEMA_JSON).unwrap();
     let event = testkit::sample_device_synced("user-auth", "device-auth");
     let payload = encoder.encode(&event).await.expect("encodes with the environment's credentials");

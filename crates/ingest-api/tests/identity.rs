@@ -69,6 +69,13 @@ async fn wrong_audience_wrong_issuer_and_missing_claims_are_refused() {
     let mut c = user_claims("alice", 300);
     c["exp"] = json!(keys::now() - 10);
     assert_eq!(v.verify(&key.sign(&c)).await, Err(AuthError::Expired));
+    // Not valid yet: a future nbf, or issued in the future.
+    let mut c = user_claims("alice", 300);
+    c["nbf"] = json!(keys::now() + 120);
+    assert_eq!(v.verify(&key.sign(&c)).await, Err(AuthError::NotYetValid));
+    let mut c = user_claims("alice", 300);
+    c["iat"] = json!(keys::now() + 120);
+    assert_eq!(v.verify(&key.sign(&c)).await, Err(AuthError::NotYetValid));
 }
 
 #[tokio::test]

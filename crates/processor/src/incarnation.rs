@@ -72,14 +72,18 @@ pub fn adopt(conn: &mut PgConnection, topic: &str, live: &Incarnation, reset: bo
                 .bind::<Text, _>(topic)
                 .execute(conn)?;
         }
+        // `recorded_at` marks where offsets start again, so it moves only on a reset: erasure
+        // receipts' offsets count from it (crate::erasure), and filling in a part the broker did
+        // not give before changes nothing about the offsets.
         diesel::sql_query(
             "INSERT INTO topic_incarnations (topic, cluster_id, topic_id) VALUES ($1, $2, $3) \
              ON CONFLICT (topic) DO UPDATE SET cluster_id = EXCLUDED.cluster_id, topic_id = EXCLUDED.topic_id, \
-             recorded_at = now()",
+             recorded_at = CASE WHEN $4 THEN now() ELSE topic_incarnations.recorded_at END",
         )
         .bind::<Text, _>(topic)
         .bind::<Nullable<Text>, _>(&live.cluster_id)
         .bind::<Nullable<Text>, _>(&live.topic_id)
+        .bind::<diesel::sql_types::Bool, _>(reset)
         .execute(conn)?;
         Ok(())
     })

@@ -189,6 +189,7 @@ INGEST_READ_POOL_SIZE: {{ $c.readPoolSize | int64 | quote }}
 INGEST_READ_MAX_WAIT_MS: {{ $c.readMaxWaitMs | int64 | quote }}
 INGEST_READ_MAX_DAYS: {{ $c.readMaxDays | int64 | quote }}
 INGEST_READ_MAX_WAITERS: {{ $c.readMaxWaiters | int64 | quote }}
+INGEST_READ_MAX_WAITERS_PER_USER: {{ $c.readMaxWaitersPerUser | int64 | quote }}
 INGEST_EXPORT_MAX_CONCURRENT: {{ $c.exportMaxConcurrent | int64 | quote }}
 {{- $auth := .Values.auth }}
 AUTH_MAX_TOKEN_LIFETIME_SECONDS: {{ $auth.maxTokenLifetimeSeconds | int64 | quote }}

@@ -94,6 +94,7 @@ impl IdentityProvider {
         }
         let mut validation = Validation::new(key.alg);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&[&self.settings.audience]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);

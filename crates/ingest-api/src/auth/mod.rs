@@ -87,6 +87,8 @@ pub enum AuthError {
     WrongIssuer,
     #[error("the token is not meant for this service (wrong aud)")]
     WrongAudience,
+    #[error("the token is not valid yet (nbf or iat in the future); check the issuer's clock")]
+    NotYetValid,
 }
 
 impl AuthError {
@@ -96,6 +98,7 @@ impl AuthError {
             ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
             ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
             ErrorKind::InvalidAudience => AuthError::WrongAudience,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             _ => AuthError::Invalid,
         }
     }
@@ -118,6 +121,10 @@ pub(crate) fn now() -> u64 {
 /// A token may be valid for at most `max`, from when it was issued and from now: a stolen
 /// long-lived token is worth less, and a provider's misconfiguration is caught.
 pub(crate) fn check_lifetime(exp: u64, iat: Option<u64>, max: Duration) -> Result<(), AuthError> {
+    // Issued in the future (beyond a minute of clock skew): not a token we can reason about.
+    if iat.is_some_and(|iat| iat > now() + 60) {
+        return Err(AuthError::NotYetValid);
+    }
     let max = max.as_secs();
     let lifetime = iat.map_or(0, |iat| exp.saturating_sub(iat)).max(exp.saturating_sub(now()));
     if lifetime > max {
