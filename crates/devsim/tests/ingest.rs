@@ -7,7 +7,7 @@ use devsim::fleet::FleetConfig;
 use devsim::load::{LoadConfig, Rate};
 use devsim::phone::{Imperfections, SimConfig};
 use devsim::run::RunConfig;
-use ingest_api::config::{Limits, RateLimit, RateLimits, Secret, Settings};
+use ingest_api::config::{RateLimit, RateLimits, Secret, Settings};
 use ingest_api::Application;
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
@@ -33,25 +33,14 @@ async fn spawn_app_with(rate_limits: RateLimits) -> TestApp {
         kafka_bootstrap_servers: testkit::kafka_bootstrap(),
         schema_registry_url: testkit::schema_registry_url(),
         topic: topic.clone(),
-        auth_token_secret: Secret::new(SECRET),
-        identity: Default::default(),
-        limits: Limits::default(),
-        delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
-        max_event_bytes: ingest_api::config::DEFAULT_MAX_EVENT_BYTES,
-        producer: Default::default(),
         workers: 2,
-        access_log_every: 1,
-        log_json: false,
         // The command path never reads the database; these tests have none.
         read_database_url: "postgres://postgres@127.0.0.1:1/none".into(),
         read_pool_size: 1,
         read_max_wait: Duration::from_secs(1),
-        read_max_days: 366,
-        read_max_waiters: 1000,
-        read_max_waiters_per_user: 20,
-        export_max_concurrent: 2,
         rate_limits,
+        ..Settings::with_defaults(Secret::new(SECRET))
     };
     let app = Application::build(settings).await.expect("ingest-api starts");
     let base = format!("http://127.0.0.1:{}", app.port());

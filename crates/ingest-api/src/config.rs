@@ -191,50 +191,81 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Settings {
+    /// Every setting at its default (what `make run` uses), with the token secret, which has
+    /// none. Tests start from it and change what they need.
+    pub fn with_defaults(auth_token_secret: Secret) -> Self {
+        Self {
+            listen_addr: "127.0.0.1:8080".into(),
+            kafka_bootstrap_servers: "127.0.0.1:9092".into(),
+            schema_registry_url: "http://127.0.0.1:8081".into(),
+            topic: events::DEVICE_SYNCED_TOPIC.into(),
+            auth_token_secret,
+            identity: crate::auth::IdentitySettings::default(),
+            limits: Limits::default(),
+            delivery_timeout: Duration::from_secs(5),
+            producer_queue_max_messages: 10_000,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            producer: ProducerTuning::default(),
+            workers: 0,
+            access_log_every: 1,
+            log_json: false,
+            read_database_url: "postgres://postgres@127.0.0.1:5432/fitness".into(),
+            read_pool_size: 8,
+            read_max_wait: Duration::from_secs(10),
+            read_max_days: 366,
+            read_max_waiters: 1000,
+            read_max_waiters_per_user: 20,
+            export_max_concurrent: 2,
+            rate_limits: RateLimits::default(),
+        }
+    }
+
     pub fn from_env() -> anyhow::Result<Self> {
-        let defaults = Limits::default();
-        let tuning = ProducerTuning::default();
+        let d = Self::with_defaults(auth_secret_from_env()?);
         Ok(Self {
-            listen_addr: var("INGEST_LISTEN_ADDR", "127.0.0.1:8080"),
-            kafka_bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            schema_registry_url: var("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
-            topic: var("INGEST_TOPIC", events::DEVICE_SYNCED_TOPIC),
-            auth_token_secret: auth_secret_from_env()?,
+            listen_addr: var("INGEST_LISTEN_ADDR", &d.listen_addr),
+            kafka_bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", &d.kafka_bootstrap_servers),
+            schema_registry_url: var("SCHEMA_REGISTRY_URL", &d.schema_registry_url),
+            topic: var("INGEST_TOPIC", &d.topic),
             identity: crate::auth::IdentitySettings::from_env()?,
             limits: Limits {
-                max_body_bytes: parse("INGEST_MAX_BODY_BYTES", defaults.max_body_bytes)?,
-                max_samples_per_kind: parse("INGEST_MAX_SAMPLES_PER_KIND", defaults.max_samples_per_kind)?,
+                max_body_bytes: parse("INGEST_MAX_BODY_BYTES", d.limits.max_body_bytes)?,
+                max_samples_per_kind: parse("INGEST_MAX_SAMPLES_PER_KIND", d.limits.max_samples_per_kind)?,
                 max_sample_age: Duration::from_secs(
-                    parse("INGEST_MAX_SAMPLE_AGE_DAYS", defaults.max_sample_age.as_secs() / 86_400)? * 86_400,
+                    parse("INGEST_MAX_SAMPLE_AGE_DAYS", d.limits.max_sample_age.as_secs() / 86_400)? * 86_400,
                 ),
                 future_tolerance: Duration::from_secs(parse(
                     "INGEST_FUTURE_TOLERANCE_SECONDS",
-                    defaults.future_tolerance.as_secs(),
+                    d.limits.future_tolerance.as_secs(),
                 )?),
                 max_clock_skew: Duration::from_secs(parse(
                     "INGEST_MAX_CLOCK_SKEW_SECONDS",
-                    defaults.max_clock_skew.as_secs(),
+                    d.limits.max_clock_skew.as_secs(),
                 )?),
             },
-            delivery_timeout: Duration::from_millis(parse("INGEST_DELIVERY_TIMEOUT_MS", 5_000u64)?),
-            producer_queue_max_messages: parse("INGEST_PRODUCER_QUEUE_MAX_MESSAGES", 10_000u32)?,
-            max_event_bytes: parse("INGEST_MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES)?,
+            delivery_timeout: Duration::from_millis(parse(
+                "INGEST_DELIVERY_TIMEOUT_MS",
+                d.delivery_timeout.as_millis() as u64,
+            )?),
+            producer_queue_max_messages: parse("INGEST_PRODUCER_QUEUE_MAX_MESSAGES", d.producer_queue_max_messages)?,
+            max_event_bytes: parse("INGEST_MAX_EVENT_BYTES", d.max_event_bytes)?,
             producer: ProducerTuning {
-                compression: var("INGEST_PRODUCER_COMPRESSION", &tuning.compression),
-                linger_ms: parse("INGEST_PRODUCER_LINGER_MS", tuning.linger_ms)?,
-                batch_bytes: parse("INGEST_PRODUCER_BATCH_BYTES", tuning.batch_bytes)?,
+                compression: var("INGEST_PRODUCER_COMPRESSION", &d.producer.compression),
+                linger_ms: parse("INGEST_PRODUCER_LINGER_MS", d.producer.linger_ms)?,
+                batch_bytes: parse("INGEST_PRODUCER_BATCH_BYTES", d.producer.batch_bytes)?,
             },
-            workers: parse("INGEST_WORKERS", 0usize)?,
-            access_log_every: parse("INGEST_ACCESS_LOG_EVERY", 1u64)?,
+            workers: parse("INGEST_WORKERS", d.workers)?,
+            access_log_every: parse("INGEST_ACCESS_LOG_EVERY", d.access_log_every)?,
             log_json: var("LOG_FORMAT", "text").eq_ignore_ascii_case("json"),
-            read_database_url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fitness"),
-            read_pool_size: parse("INGEST_READ_POOL_SIZE", 8u32)?,
-            read_max_wait: Duration::from_millis(parse("INGEST_READ_MAX_WAIT_MS", 10_000u64)?),
-            read_max_days: parse("INGEST_READ_MAX_DAYS", 366u32)?,
-            read_max_waiters: parse("INGEST_READ_MAX_WAITERS", 1000usize)?,
-            read_max_waiters_per_user: parse("INGEST_READ_MAX_WAITERS_PER_USER", 20usize)?,
-            export_max_concurrent: parse("INGEST_EXPORT_MAX_CONCURRENT", 2usize)?,
+            read_database_url: var("DATABASE_URL", &d.read_database_url),
+            read_pool_size: parse("INGEST_READ_POOL_SIZE", d.read_pool_size)?,
+            read_max_wait: Duration::from_millis(parse("INGEST_READ_MAX_WAIT_MS", d.read_max_wait.as_millis() as u64)?),
+            read_max_days: parse("INGEST_READ_MAX_DAYS", d.read_max_days)?,
+            read_max_waiters: parse("INGEST_READ_MAX_WAITERS", d.read_max_waiters)?,
+            read_max_waiters_per_user: parse("INGEST_READ_MAX_WAITERS_PER_USER", d.read_max_waiters_per_user)?,
+            export_max_concurrent: parse("INGEST_EXPORT_MAX_CONCURRENT", d.export_max_concurrent)?,
             rate_limits: RateLimits::from_env()?,
+            auth_token_secret: d.auth_token_secret,
         })
     }
 }

@@ -280,15 +280,27 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
 
 /// The listener's URL with TCP keepalives and a statement timeout: a silently dead connection
 /// must fail the health check within seconds, not hang it (libpq URI parameters).
+///
+/// On loopback it also turns TLS off unless the URL asks for it: TLS there protects nothing, and
+/// this thread calls into libpq every few milliseconds, so with TLS it is inside OpenSSL when a
+/// process that never dropped the application (a test) exits, and OpenSSL's exit handlers free
+/// state under it (seen as "double free or corruption" at the end of test binaries).
 fn with_liveness(url: &str) -> String {
-    let params = "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=3&tcp_user_timeout=10000\
-                  &options=-c%20statement_timeout%3D10000";
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        format!("{url}{}{params}", if url.contains('?') { '&' } else { '?' })
-    } else {
+    let mut params = String::from(
+        "keepalives=1&keepalives_idle=5&keepalives_interval=2&keepalives_count=3&tcp_user_timeout=10000\
+         &options=-c%20statement_timeout%3D10000",
+    );
+    let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) else {
         // A keyword/value connection string: leave it as configured.
-        url.to_owned()
+        return url.to_owned();
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let loopback = ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| host == *h || host.starts_with(&format!("{h}:")));
+    if loopback && !url.contains("sslmode=") {
+        params.push_str("&sslmode=disable");
     }
+    format!("{url}{}{params}", if url.contains('?') { '&' } else { '?' })
 }
 
 /// A waiter's place; dropping it frees the place.
@@ -326,6 +338,18 @@ impl Drop for WaiterPermit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listener_url_gets_liveness_and_no_tls_on_loopback_only() {
+        let local = with_liveness("postgres://postgres@127.0.0.1:5432/fitness");
+        assert!(local.starts_with("postgres://postgres@127.0.0.1:5432/fitness?keepalives=1&"), "{local}");
+        assert!(local.ends_with("&sslmode=disable"), "{local}");
+        let remote = with_liveness("postgres://u:p@db.example:5432/fitness?sslmode=verify-full");
+        assert!(remote.contains("?sslmode=verify-full&keepalives=1") && !remote.contains("disable"), "{remote}");
+        let asked = with_liveness("postgres://localhost/fitness?sslmode=require");
+        assert!(!asked.contains("disable"), "{asked}");
+        assert_eq!(with_liveness("host=/run/postgresql dbname=f"), "host=/run/postgresql dbname=f");
+    }
 
     #[test]
     fn one_user_cannot_take_every_place() {

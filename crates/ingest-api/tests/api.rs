@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use events::{DeviceSynced, EventDecoder};
 use ingest_api::auth::TokenSigner;
-use ingest_api::config::{Limits, Secret, Settings};
+use ingest_api::config::{Secret, Settings};
 use ingest_api::example::standard_sync;
 use ingest_api::Application;
 use rdkafka::message::{Headers, Message};
@@ -28,26 +28,15 @@ fn settings(topic: &str, bootstrap: String) -> Settings {
         kafka_bootstrap_servers: bootstrap,
         schema_registry_url: testkit::schema_registry_url(),
         topic: topic.into(),
-        auth_token_secret: Secret::new(SECRET),
-        identity: Default::default(),
-        limits: Limits::default(),
-        delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
-        max_event_bytes: ingest_api::config::DEFAULT_MAX_EVENT_BYTES,
-        producer: Default::default(),
         workers: 2,
-        access_log_every: 1,
-        log_json: false,
         // The command path never reads the database; these tests have none.
         read_database_url: "postgres://postgres@127.0.0.1:1/none".into(),
         read_pool_size: 1,
         read_max_wait: Duration::from_secs(1),
-        read_max_days: 366,
-        read_max_waiters: 1000,
-        read_max_waiters_per_user: 20,
-        export_max_concurrent: 2,
         // Rate limits have their own tests (rate_limits.rs).
         rate_limits: ingest_api::config::RateLimits::off(),
+        ..Settings::with_defaults(Secret::new(SECRET))
     }
 }
 

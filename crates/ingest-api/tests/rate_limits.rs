@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ingest_api::auth::TokenSigner;
-use ingest_api::config::{Limits, RateLimit, RateLimits, Secret, Settings};
+use ingest_api::config::{RateLimit, RateLimits, Secret, Settings};
 use ingest_api::example::standard_sync;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -43,24 +43,15 @@ async fn spawn_app(rate_limits: RateLimits) -> TestApp {
         kafka_bootstrap_servers: testkit::kafka_bootstrap(),
         schema_registry_url: testkit::schema_registry_url(),
         topic,
-        auth_token_secret: Secret::new(SECRET),
-        identity: Default::default(),
-        limits: Limits::default(),
-        delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
-        max_event_bytes: ingest_api::config::DEFAULT_MAX_EVENT_BYTES,
-        producer: Default::default(),
         workers: 2,
-        access_log_every: 1,
-        log_json: false,
         read_database_url: db.url.clone(),
         read_pool_size: 2,
         read_max_wait: Duration::from_secs(1),
         read_max_days: 31,
         read_max_waiters: 100,
-        read_max_waiters_per_user: 20,
-        export_max_concurrent: 2,
         rate_limits,
+        ..Settings::with_defaults(Secret::new(SECRET))
     };
     let app = ingest_api::Application::build(settings).await.expect("ingest-api starts");
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ingest_api::auth::TokenSigner;
-use ingest_api::config::{Limits, Secret, Settings};
+use ingest_api::config::{Secret, Settings};
 use ingest_api::example::standard_sync;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -39,18 +39,12 @@ async fn spawn_stack_with(with_processor: bool, max_waiters: usize, max_waiters_
         topic: topic.clone(),
         dlq_topic: format!("{topic}.dlq"),
         group_id: unique("processor"),
-        group_instance_id: None,
         ops_addr: "127.0.0.1:0".into(),
         db_pool_size: 4,
         batch_max_events: 100,
         batch_max_wait: Duration::from_millis(20),
         cache_budget_bytes: 64 << 20,
-        max_series_days: 1096,
-        max_poll_interval: Duration::from_secs(300),
-        topic_partitions: 6,
-        topic_replication: 1,
-        topic_min_insync_replicas: 1,
-        topic_retention_ms: 604_800_000,
+        ..Default::default()
     };
     // The schema of the read model exists before any read.
     processor::migrate(&processor::db::pool(&db.url, 1)).await.expect("migrations");
@@ -59,25 +53,16 @@ async fn spawn_stack_with(with_processor: bool, max_waiters: usize, max_waiters_
         kafka_bootstrap_servers: testkit::kafka_bootstrap(),
         schema_registry_url: testkit::schema_registry_url(),
         topic,
-        auth_token_secret: Secret::new(SECRET),
-        identity: Default::default(),
-        limits: Limits::default(),
-        delivery_timeout: Duration::from_secs(5),
         producer_queue_max_messages: 1000,
-        max_event_bytes: ingest_api::config::DEFAULT_MAX_EVENT_BYTES,
-        producer: Default::default(),
         workers: 2,
-        access_log_every: 1,
-        log_json: false,
         read_database_url: db.url.clone(),
         read_pool_size: 4,
-        read_max_wait: Duration::from_secs(10),
         read_max_days: 31,
         read_max_waiters: max_waiters,
         read_max_waiters_per_user: max_waiters_per_user,
-        export_max_concurrent: 2,
         // Rate limits have their own tests (rate_limits.rs).
         rate_limits: ingest_api::config::RateLimits::off(),
+        ..Settings::with_defaults(Secret::new(SECRET))
     };
     let app = ingest_api::Application::build(settings).await.expect("ingest-api starts");
     let api = format!("http://127.0.0.1:{}", app.port());

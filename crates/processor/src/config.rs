@@ -40,27 +40,61 @@ pub struct Settings {
     pub topic_retention_ms: i64,
 }
 
+/// Every setting at its default (what `make run` uses); tests start from it.
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            kafka_bootstrap_servers: "127.0.0.1:9092".into(),
+            schema_registry_url: "http://127.0.0.1:8081".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/fitness".into(),
+            topic: events::DEVICE_SYNCED_TOPIC.into(),
+            dlq_topic: events::DEVICE_SYNCED_DLQ_TOPIC.into(),
+            group_id: "processor".into(),
+            group_instance_id: None,
+            ops_addr: "127.0.0.1:9090".into(),
+            db_pool_size: 8,
+            batch_max_events: 2000,
+            batch_max_wait: Duration::from_millis(10),
+            cache_budget_bytes: 512 << 20,
+            max_series_days: 1096,
+            max_poll_interval: Duration::from_millis(300_000),
+            topic_partitions: 6,
+            topic_replication: 1,
+            topic_min_insync_replicas: 1,
+            topic_retention_ms: 604_800_000,
+        }
+    }
+}
+
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
+        let d = Self::default();
         Ok(Self {
-            kafka_bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            schema_registry_url: var("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
-            database_url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fitness"),
-            topic: var("PROCESSOR_TOPIC", events::DEVICE_SYNCED_TOPIC),
-            dlq_topic: var("PROCESSOR_DLQ_TOPIC", events::DEVICE_SYNCED_DLQ_TOPIC),
-            group_id: var("PROCESSOR_GROUP_ID", "processor"),
+            kafka_bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", &d.kafka_bootstrap_servers),
+            schema_registry_url: var("SCHEMA_REGISTRY_URL", &d.schema_registry_url),
+            database_url: var("DATABASE_URL", &d.database_url),
+            topic: var("PROCESSOR_TOPIC", &d.topic),
+            dlq_topic: var("PROCESSOR_DLQ_TOPIC", &d.dlq_topic),
+            group_id: var("PROCESSOR_GROUP_ID", &d.group_id),
             group_instance_id: std::env::var("PROCESSOR_GROUP_INSTANCE_ID").ok().filter(|v| !v.is_empty()),
-            ops_addr: var("PROCESSOR_OPS_ADDR", "127.0.0.1:9090"),
-            db_pool_size: parse("PROCESSOR_DB_POOL_SIZE", "8")?,
-            batch_max_events: parse("PROCESSOR_BATCH_MAX_EVENTS", "2000")?,
-            batch_max_wait: Duration::from_millis(parse("PROCESSOR_BATCH_MAX_WAIT_MS", "10")?),
-            cache_budget_bytes: parse::<usize>("PROCESSOR_CACHE_BUDGET_MB", "512")?.saturating_mul(1 << 20),
-            max_series_days: parse("PROCESSOR_MAX_SERIES_DAYS", "1096")?,
-            max_poll_interval: Duration::from_millis(parse("PROCESSOR_MAX_POLL_INTERVAL_MS", "300000")?),
-            topic_partitions: parse("PROCESSOR_TOPIC_PARTITIONS", "6")?,
-            topic_replication: parse("PROCESSOR_TOPIC_REPLICATION", "1")?,
-            topic_min_insync_replicas: parse("PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS", "1")?,
-            topic_retention_ms: parse("PROCESSOR_TOPIC_RETENTION_MS", "604800000")?,
+            ops_addr: var("PROCESSOR_OPS_ADDR", &d.ops_addr),
+            db_pool_size: parse("PROCESSOR_DB_POOL_SIZE", d.db_pool_size)?,
+            batch_max_events: parse("PROCESSOR_BATCH_MAX_EVENTS", d.batch_max_events)?,
+            batch_max_wait: Duration::from_millis(parse(
+                "PROCESSOR_BATCH_MAX_WAIT_MS",
+                d.batch_max_wait.as_millis() as u64,
+            )?),
+            cache_budget_bytes: parse::<usize>("PROCESSOR_CACHE_BUDGET_MB", d.cache_budget_bytes >> 20)?
+                .saturating_mul(1 << 20),
+            max_series_days: parse("PROCESSOR_MAX_SERIES_DAYS", d.max_series_days)?,
+            max_poll_interval: Duration::from_millis(parse(
+                "PROCESSOR_MAX_POLL_INTERVAL_MS",
+                d.max_poll_interval.as_millis() as u64,
+            )?),
+            topic_partitions: parse("PROCESSOR_TOPIC_PARTITIONS", d.topic_partitions)?,
+            topic_replication: parse("PROCESSOR_TOPIC_REPLICATION", d.topic_replication)?,
+            topic_min_insync_replicas: parse("PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS", d.topic_min_insync_replicas)?,
+            topic_retention_ms: parse("PROCESSOR_TOPIC_RETENTION_MS", d.topic_retention_ms)?,
         })
     }
 }
@@ -69,10 +103,14 @@ fn var(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-fn parse<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<T>
+fn parse<T: std::str::FromStr + std::fmt::Display>(name: &str, default: T) -> anyhow::Result<T>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
-    let raw = var(name, default);
-    raw.parse().with_context(|| format!("{name}={raw:?} is not valid; unset it to use the default {default}"))
+    match std::env::var(name) {
+        Ok(raw) => {
+            raw.parse().with_context(|| format!("{name}={raw:?} is not valid; unset it to use the default {default}"))
+        }
+        Err(_) => Ok(default),
+    }
 }

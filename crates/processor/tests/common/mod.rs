@@ -40,18 +40,12 @@ pub async fn spawn_processor_with(adjust: impl FnOnce(&mut Settings)) -> TestPro
         dlq_topic: format!("{topic}.dlq"),
         topic,
         group_id: unique("processor"),
-        group_instance_id: None,
         ops_addr: "127.0.0.1:0".into(),
         db_pool_size: 4,
         batch_max_events: 100,
         batch_max_wait: Duration::from_millis(20),
         cache_budget_bytes: 64 << 20,
-        max_series_days: 1096,
-        max_poll_interval: Duration::from_secs(300),
-        topic_partitions: 6,
-        topic_replication: 1,
-        topic_min_insync_replicas: 1,
-        topic_retention_ms: 604_800_000,
+        ..Default::default()
     };
     let mut settings = settings;
     adjust(&mut settings);
