@@ -19,6 +19,9 @@ struct Stack {
     signer: TokenSigner,
     processor: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
     processor_settings: processor::config::Settings,
+    /// Stops ingest-api; [`Stack::stop`] waits for it, so no thread of it outlives the test.
+    api_stop: CancellationToken,
+    api_task: tokio::task::JoinHandle<anyhow::Result<()>>,
     _db: TestDatabase,
 }
 
@@ -66,8 +69,12 @@ async fn spawn_stack_with(with_processor: bool, max_waiters: usize, max_waiters_
     };
     let app = ingest_api::Application::build(settings).await.expect("ingest-api starts");
     let api = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let api_stop = CancellationToken::new();
+    let stopped = api_stop.clone();
+    let api_task = tokio::spawn(app.run_until(async move { stopped.cancelled().await }));
     let mut stack = Stack {
+        api_stop,
+        api_task,
         api,
         http: reqwest::Client::new(),
         signer: TokenSigner::new(&Secret::new(SECRET)),
@@ -95,6 +102,17 @@ async fn spawn_stack_with(with_processor: bool, max_waiters: usize, max_waiters_
 }
 
 impl Stack {
+    /// Stops the processor and ingest-api and waits for both: a process that exits while their
+    /// threads run (the watermark listener, librdkafka's) can crash in exit handlers.
+    async fn stop(self) {
+        if let Some((stop, task)) = self.processor {
+            stop.cancel();
+            task.await.expect("the processor's task").expect("the processor stops cleanly");
+        }
+        self.api_stop.cancel();
+        self.api_task.await.expect("ingest-api's task").expect("ingest-api stops cleanly");
+    }
+
     async fn start_processor(&mut self) {
         let app = processor::Application::build(self.processor_settings.clone()).await.expect("processor starts");
         let stop = CancellationToken::new();
@@ -168,6 +186,7 @@ async fn a_202_then_a_read_with_the_token_and_a_wait_returns_the_new_data() {
     let (status, _, body) = stack.get(&format!("/v1/users/reader-1/model?consistency_token={token}"), "reader-1").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["model"]["fitness"].is_number(), "{body}");
+    stack.stop().await;
 }
 
 #[actix_web::test]
@@ -196,6 +215,7 @@ async fn with_the_processor_stopped_a_read_gets_409_never_stale_data() {
         stack.get(&format!("/v1/users/reader-2/days?consistency_token={token}&wait=10000"), "reader-2").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["freshness"]["committed_offset"].as_i64().unwrap() >= accepted["offset"].as_i64().unwrap());
+    stack.stop().await;
 }
 
 #[actix_web::test]
@@ -267,6 +287,7 @@ async fn read_routes_check_who_reads_and_what_is_asked() {
     let (_, _, page2) = stack.get(&format!("/v1/users/reader-3/days?from={next}&to={today}&limit=1"), "reader-3").await;
     assert_eq!(page2["days"][0]["date"], json!(next));
     assert!(page2["next_from"].is_null(), "{page2}");
+    stack.stop().await;
 }
 
 /// Waiting reads hold no database connection and are bounded: 300 of them on an offset the
@@ -314,6 +335,7 @@ async fn three_hundred_waiters_do_not_starve_other_reads_and_one_more_is_refused
         assert_eq!(w.await.unwrap().unwrap(), StatusCode::CONFLICT, "a waiter ends with 409 at its wait");
     }
     assert_eq!(waiting().await, Some(0), "every place is given back");
+    stack.stop().await;
 }
 
 /// One user cannot take every waiting place: past their share their waits are refused at once,
@@ -348,6 +370,7 @@ async fn one_user_cannot_take_every_waiting_place() {
     for h in held {
         assert_eq!(h.await.unwrap().unwrap(), StatusCode::CONFLICT);
     }
+    stack.stop().await;
 }
 
 /// A sync's status with a consistency token waits only on the caller's own partition: a token
@@ -364,6 +387,7 @@ async fn a_sync_status_wait_is_authorized_before_any_work() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("partition"), "{body}");
     assert!(started.elapsed() < Duration::from_secs(2), "refused without waiting");
+    stack.stop().await;
 }
 
 /// The lines of an NDJSON export, parsed, with their types.
@@ -448,6 +472,7 @@ async fn a_user_exports_then_erases_their_data_and_another_user_keeps_theirs() {
     assert!(model["model"].is_null(), "{model}");
     let (_, _, model) = stack.get("/v1/users/kept-1/model", "kept-1").await;
     assert!(!model["model"].is_null(), "the other user keeps their data: {model}");
+    stack.stop().await;
 }
 
 #[actix_web::test]
@@ -518,6 +543,7 @@ async fn the_dashboard_renders_the_users_data_in_headless_chromium() {
         dom.split("data-points=\"").nth(1).and_then(|s| s.split('"').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(points >= 2, "the charts have data points ({points})");
     assert!(dom.contains("processed up to offset"), "the page says how fresh it is");
+    stack.stop().await;
 }
 
 fn tempdir() -> std::path::PathBuf {
