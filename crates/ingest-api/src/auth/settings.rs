@@ -173,18 +173,29 @@ fn idp_from_env() -> anyhow::Result<Option<IdpSettings>> {
     Ok(Some(idp))
 }
 
-/// This build's HTTP client has no TLS, so only `http://` works (a provider inside the cluster
-/// or a local proxy); an `https://` URL is refused now rather than failing on every fetch.
+/// `https://`, verified against the system's CA certificates; plain `http://` only on loopback
+/// (a test, or a local proxy beside the service): over any network, whoever can answer for the
+/// provider could publish keys and sign any user's token.
 fn check_url(url: &str) -> anyhow::Result<String> {
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("http://") {
+    if lower.starts_with("https://") {
+        return Ok(url.to_owned());
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        bail!("AUTH_JWKS_URL {url:?} is not an https:// URL");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    if ["127.0.0.1", "localhost", "[::1]"].contains(&host) {
         Ok(url.to_owned())
-    } else if lower.starts_with("https://") {
-        bail!(
-            "AUTH_JWKS_URL {url:?}: this build fetches JWKS over plain http only; use an http:// URL on a trusted network, or mount the JWKS and set AUTH_JWKS_FILE"
-        )
     } else {
-        bail!("AUTH_JWKS_URL {url:?} is not an http:// URL")
+        bail!(
+            "AUTH_JWKS_URL {url:?}: plain http is accepted on loopback only (a local proxy); use the provider's https:// URL, or mount the JWKS and set AUTH_JWKS_FILE"
+        )
     }
 }
 
@@ -239,9 +250,15 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_urls_are_fetched() {
+    fn jwks_urls_are_https_or_loopback_http() {
+        assert!(check_url("https://idp.example/.well-known/jwks.json").is_ok());
         assert!(check_url("http://127.0.0.1:9/jwks").is_ok());
-        assert!(check_url("https://idp.example/jwks").unwrap_err().to_string().contains("AUTH_JWKS_FILE"));
+        assert!(check_url("http://localhost/jwks").is_ok());
+        assert!(check_url("http://[::1]:8080/jwks").is_ok());
+        let remote = check_url("http://idp.example/jwks").unwrap_err().to_string();
+        assert!(remote.contains("loopback only") && remote.contains("AUTH_JWKS_FILE"), "{remote}");
+        assert!(check_url("http://127.0.0.1.evil.example/jwks").is_err());
+        assert!(check_url("http://user@127.0.0.1@evil.example/jwks").is_err());
         assert!(check_url("file:///etc/passwd").is_err());
     }
 }
