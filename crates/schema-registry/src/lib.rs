@@ -53,8 +53,29 @@ impl Settings {
             db_pool_size: pool
                 .parse()
                 .with_context(|| format!("SCHEMA_REGISTRY_DB_POOL_SIZE={pool:?} is not a number"))?,
-            auth_file: std::env::var_os(auth::AUTH_FILE_ENV).filter(|v| !v.is_empty()).map(Into::into),
+            auth_file: auth_file_from_env()?,
         })
+    }
+}
+
+/// The credentials file, required: a registry left open by a forgotten variable is the hole
+/// authentication closes. Running open takes an explicit `SCHEMA_REGISTRY_AUTH=none`.
+fn auth_file_from_env() -> anyhow::Result<Option<std::path::PathBuf>> {
+    let file = std::env::var_os(auth::AUTH_FILE_ENV).filter(|v| !v.is_empty());
+    let mode = std::env::var("SCHEMA_REGISTRY_AUTH").unwrap_or_default();
+    match (file, mode.as_str()) {
+        (Some(file), "" | "basic") => Ok(Some(file.into())),
+        (None, "none") => Ok(None),
+        (Some(_), "none") => {
+            anyhow::bail!("SCHEMA_REGISTRY_AUTH=none and {} are both set: choose one", auth::AUTH_FILE_ENV)
+        }
+        (None, "" | "basic") => anyhow::bail!(
+            "{} is not set: make a credentials file with `schema-registry passwd --file F --user U --role admin` \
+             and point it there, or set SCHEMA_REGISTRY_AUTH=none to run without authentication (local \
+             experiments only)",
+            auth::AUTH_FILE_ENV
+        ),
+        (_, other) => anyhow::bail!("SCHEMA_REGISTRY_AUTH={other:?} is not valid: use basic (the default) or none"),
     }
 }
 

@@ -269,6 +269,39 @@ fn a_plain_text_password_in_the_credentials_file_stops_the_start_with_a_clear_er
     assert!(stderr.contains("intruder"), "{stderr}");
 }
 
+/// A forgotten credentials variable does not leave the registry open: it refuses to start and
+/// says what to set; running open takes an explicit SCHEMA_REGISTRY_AUTH=none.
+#[test]
+fn without_a_credentials_file_the_registry_refuses_to_start_unless_told_to_run_open() {
+    let db = TestDatabase::create();
+    let run = |mode: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_schema-registry"));
+        command
+            .env("SCHEMA_REGISTRY_LISTEN_ADDR", "not-an-address")
+            .env("SCHEMA_REGISTRY_DATABASE_URL", &db.url)
+            .env_remove("SCHEMA_REGISTRY_AUTH_FILE")
+            .env_remove("SCHEMA_REGISTRY_AUTH");
+        if let Some(mode) = mode {
+            command.env("SCHEMA_REGISTRY_AUTH", mode);
+        }
+        command.output().expect("the registry binary runs")
+    };
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SCHEMA_REGISTRY_AUTH_FILE is not set") && stderr.contains("SCHEMA_REGISTRY_AUTH=none"),
+        "{stderr}"
+    );
+    let out = run(Some("sometimes"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SCHEMA_REGISTRY_AUTH=\"sometimes\" is not valid"));
+    // Told to run open, it gets past the settings (and fails later only on the address it cannot bind).
+    let out = run(Some("none"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("make a credentials file with"), "{stderr}");
+    assert!(stderr.contains("NO AUTHENTICATION"), "it warns: {stderr}");
+}
+
 #[tokio::test]
 async fn the_audit_log_line_names_the_user_the_action_the_subject_and_the_result() {
     let db = TestDatabase::create();
