@@ -11,6 +11,9 @@ fn start(db: &TestDatabase, port: u16) -> Child {
         .env("SCHEMA_REGISTRY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("SCHEMA_REGISTRY_DATABASE_URL", &db.url)
         .env("RUST_LOG", "warn")
+        // Durability, not authentication (tests/auth.rs): run it open, on purpose.
+        .env_remove("SCHEMA_REGISTRY_AUTH_FILE")
+        .env("SCHEMA_REGISTRY_AUTH", "none")
         .stdout(Stdio::null())
         .spawn()
         .expect("the registry binary starts")
