@@ -276,6 +276,18 @@ pub fn auth_secret_from_env() -> anyhow::Result<Secret> {
     Ok(crate::auth::settings::token_secrets_from_env()?.0)
 }
 
+/// Whether the host of a URL, given after its `scheme://`, is this machine: a connection there
+/// crosses no network. Any `user:password@` and `:port` are skipped.
+pub(crate) fn is_loopback_host(after_scheme: &str) -> bool {
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    ["127.0.0.1", "localhost", "[::1]"].contains(&host)
+}
+
 fn var(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }

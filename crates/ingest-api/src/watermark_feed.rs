@@ -294,10 +294,7 @@ fn with_liveness(url: &str) -> String {
         // A keyword/value connection string: leave it as configured.
         return url.to_owned();
     };
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let loopback = ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| host == *h || host.starts_with(&format!("{h}:")));
-    if loopback && !url.contains("sslmode=") {
+    if crate::config::is_loopback_host(rest) && !url.contains("sslmode=") {
         params.push_str("&sslmode=disable");
     }
     format!("{url}{}{params}", if url.contains('?') { '&' } else { '?' })

@@ -184,13 +184,7 @@ fn check_url(url: &str) -> anyhow::Result<String> {
     let Some(rest) = lower.strip_prefix("http://") else {
         bail!("AUTH_JWKS_URL {url:?} is not an https:// URL");
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    if ["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+    if crate::config::is_loopback_host(rest) {
         Ok(url.to_owned())
     } else {
         bail!(
