@@ -9,20 +9,19 @@
 //! a new route cannot skip the matrix.
 
 mod keys;
+mod stack;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use ingest_api::auth::{IdentitySettings, IdpSettings, JwksSource, TokenSigner};
-use ingest_api::config::{Secret, Settings};
+use ingest_api::config::Secret;
 use ingest_api::example::standard_sync;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use testkit::{unique, TestDatabase};
-use tokio_util::sync::CancellationToken;
+use testkit::unique;
 
-const SECRET: &str = "isolation-test-secret-0123";
 const USER: &str = "alice";
 const DEVICE: &str = "alice-band";
 const OTHER_USER: &str = "mallory";
@@ -230,71 +229,20 @@ fn every_served_route_is_in_the_document_and_every_operation_has_an_x_auth() {
     assert!(unserved.is_empty(), "operations in openapi.json the service does not register: {unserved:?}");
 }
 
-struct Stack {
-    api: String,
-    http: reqwest::Client,
-    signer: TokenSigner,
-    provider_key: keys::IdpKey,
-    processor: CancellationToken,
-    _db: TestDatabase,
-}
+use stack::{Stack, SECRET};
 
 async fn spawn_stack() -> Stack {
-    testkit::init_logging();
-    let db = TestDatabase::create();
-    let topic = unique("device-synced");
-    testkit::create_topic(&topic, 3).await;
-    testkit::create_topic(&format!("{topic}.dlq"), 1).await;
-    let processor_settings = processor::config::Settings {
-        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
-        schema_registry_url: testkit::schema_registry_url(),
-        database_url: db.url.clone(),
-        topic: topic.clone(),
-        dlq_topic: format!("{topic}.dlq"),
-        group_id: unique("processor"),
-        ops_addr: "127.0.0.1:0".into(),
-        db_pool_size: 4,
-        batch_max_events: 100,
-        batch_max_wait: Duration::from_millis(20),
-        cache_budget_bytes: 64 << 20,
-        ..Default::default()
-    };
-    processor::migrate(&processor::db::pool(&db.url, 1)).await.expect("migrations");
     // The identity provider's keys, as a JWKS file.
     let jwks = std::env::temp_dir().join(format!("{}.jwks.json", unique("isolation")));
     std::fs::write(&jwks, keys::jwks(&[&keys::rsa1()])).unwrap();
-    let settings = Settings {
-        listen_addr: "127.0.0.1:0".into(),
-        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
-        schema_registry_url: testkit::schema_registry_url(),
-        topic,
-        identity: IdentitySettings {
+    stack::spawn(true, |s| {
+        s.identity = IdentitySettings {
             idp: Some(IdpSettings::new(JwksSource::File(jwks), keys::ISSUER, keys::AUDIENCE)),
             ..IdentitySettings::default()
-        },
-        producer_queue_max_messages: 1000,
-        workers: 2,
-        read_database_url: db.url.clone(),
-        read_pool_size: 4,
-        read_max_days: 31,
-        read_max_waiters: 100,
-        // Isolation, not rate limits (rate_limits.rs).
-        rate_limits: ingest_api::config::RateLimits::off(),
-        ..Settings::with_defaults(Secret::new(SECRET))
-    };
-    let app = ingest_api::Application::build(settings).await.expect("ingest-api starts");
-    let api = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::new();
-    testkit::eventually_async(Duration::from_secs(10), "ingest-api ready", || {
-        let (http, url) = (http.clone(), format!("{api}/readyz"));
-        async move { http.get(url).send().await.ok().filter(|r| r.status() == StatusCode::OK).map(|_| ()) }
+        };
+        s.read_max_waiters = 100;
     })
-    .await;
-    let processor = CancellationToken::new();
-    let app = processor::Application::build(processor_settings).await.expect("processor starts");
-    tokio::spawn(app.run_until_stopped(processor.clone()));
-    Stack { api, http, signer: TokenSigner::new(&Secret::new(SECRET)), provider_key: keys::rsa1(), processor, _db: db }
+    .await
 }
 
 impl Stack {
@@ -324,7 +272,7 @@ impl Stack {
             Caller::AnotherDevice => self.signer.mint(OTHER_USER, Some(OTHER_DEVICE), ttl),
             Caller::RightDevice => self.signer.mint(USER, Some(DEVICE), ttl),
             Caller::RightUser => self.signer.mint(USER, None, ttl),
-            Caller::RightUserFromProvider => self.provider_key.sign(&keys::user_claims(USER, 600)),
+            Caller::RightUserFromProvider => keys::rsa1().sign(&keys::user_claims(USER, 600)),
         })
     }
 
@@ -417,7 +365,7 @@ async fn every_operation_refuses_every_caller_but_the_right_ones_with_the_real_r
             failures.push(format!("GET {path} with a malformed token: {}", res.status()));
         }
     }
-    stack.processor.cancel();
+    stack.stop().await;
     assert!(
         failures.is_empty(),
         "{} of {checked} cells of the matrix failed:\n{}",

@@ -3,123 +3,28 @@
 
 use std::time::Duration;
 
-use ingest_api::auth::TokenSigner;
-use ingest_api::config::{Secret, Settings};
 use ingest_api::example::standard_sync;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use testkit::{unique, TestDatabase};
-use tokio_util::sync::CancellationToken;
+use testkit::unique;
 
-const SECRET: &str = "read-test-secret-0123";
+mod stack;
 
-struct Stack {
-    api: String,
-    http: reqwest::Client,
-    signer: TokenSigner,
-    processor: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
-    processor_settings: processor::config::Settings,
-    /// Stops ingest-api; [`Stack::stop`] waits for it, so no thread of it outlives the test.
-    api_stop: CancellationToken,
-    api_task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _db: TestDatabase,
-}
+use stack::Stack;
 
 async fn spawn_stack(with_processor: bool) -> Stack {
-    spawn_stack_with(with_processor, 1000, 20).await
+    stack::spawn(with_processor, |_| {}).await
 }
 
 async fn spawn_stack_with(with_processor: bool, max_waiters: usize, max_waiters_per_user: usize) -> Stack {
-    testkit::init_logging();
-    let db = TestDatabase::create();
-    let topic = unique("device-synced");
-    testkit::create_topic(&topic, 3).await;
-    testkit::create_topic(&format!("{topic}.dlq"), 1).await;
-    let processor_settings = processor::config::Settings {
-        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
-        schema_registry_url: testkit::schema_registry_url(),
-        database_url: db.url.clone(),
-        topic: topic.clone(),
-        dlq_topic: format!("{topic}.dlq"),
-        group_id: unique("processor"),
-        ops_addr: "127.0.0.1:0".into(),
-        db_pool_size: 4,
-        batch_max_events: 100,
-        batch_max_wait: Duration::from_millis(20),
-        cache_budget_bytes: 64 << 20,
-        ..Default::default()
-    };
-    // The schema of the read model exists before any read.
-    processor::migrate(&processor::db::pool(&db.url, 1)).await.expect("migrations");
-    let settings = Settings {
-        listen_addr: "127.0.0.1:0".into(),
-        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
-        schema_registry_url: testkit::schema_registry_url(),
-        topic,
-        producer_queue_max_messages: 1000,
-        workers: 2,
-        read_database_url: db.url.clone(),
-        read_pool_size: 4,
-        read_max_days: 31,
-        read_max_waiters: max_waiters,
-        read_max_waiters_per_user: max_waiters_per_user,
-        // Rate limits have their own tests (rate_limits.rs).
-        rate_limits: ingest_api::config::RateLimits::off(),
-        ..Settings::with_defaults(Secret::new(SECRET))
-    };
-    let app = ingest_api::Application::build(settings).await.expect("ingest-api starts");
-    let api = format!("http://127.0.0.1:{}", app.port());
-    let api_stop = CancellationToken::new();
-    let stopped = api_stop.clone();
-    let api_task = tokio::spawn(app.run_until(async move { stopped.cancelled().await }));
-    let mut stack = Stack {
-        api_stop,
-        api_task,
-        api,
-        http: reqwest::Client::new(),
-        signer: TokenSigner::new(&Secret::new(SECRET)),
-        processor: None,
-        processor_settings,
-        _db: db,
-    };
-    for _ in 0..200 {
-        if stack
-            .http
-            .get(format!("{}/readyz", stack.api))
-            .send()
-            .await
-            .map(|r| r.status() == StatusCode::OK)
-            .unwrap_or(false)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if with_processor {
-        stack.start_processor().await;
-    }
-    stack
+    stack::spawn(with_processor, |s| {
+        s.read_max_waiters = max_waiters;
+        s.read_max_waiters_per_user = max_waiters_per_user;
+    })
+    .await
 }
 
 impl Stack {
-    /// Stops the processor and ingest-api and waits for both: a process that exits while their
-    /// threads run (the watermark listener, librdkafka's) can crash in exit handlers.
-    async fn stop(self) {
-        if let Some((stop, task)) = self.processor {
-            stop.cancel();
-            task.await.expect("the processor's task").expect("the processor stops cleanly");
-        }
-        self.api_stop.cancel();
-        self.api_task.await.expect("ingest-api's task").expect("ingest-api stops cleanly");
-    }
-
-    async fn start_processor(&mut self) {
-        let app = processor::Application::build(self.processor_settings.clone()).await.expect("processor starts");
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(stop.clone()));
-        self.processor = Some((stop, task));
-    }
-
     async fn sync(&self, user: &str, device: &str) -> Value {
         self.sync_ending(user, device, chrono::Utc::now().timestamp_millis()).await
     }
