@@ -4,14 +4,11 @@
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
-use std::sync::Mutex;
-
 use ingest_api::auth::TokenSigner;
 use ingest_api::config::{auth_secret_from_env, Limits};
-use processor::apply::{Item, ModelWriter};
-use processor::cache::{CacheMetrics, ModelCache};
 use processor::db::PgPool;
-use processor::sync_outcome::{Position, SyncOutcome};
+use processor::schema::Outcome;
+use service_kit::env;
 
 struct State {
     signer: TokenSigner,
@@ -21,7 +18,7 @@ struct State {
 
 #[actix_web::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    service_kit::logging::init_from_env();
     if let Err(e) = run().await {
         eprintln!("baseline: {e:#}");
         std::process::exit(1);
@@ -29,8 +26,9 @@ async fn main() {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let addr = std::env::var("BASELINE_LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8090".into());
-    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+    let addr = env::string("BASELINE_LISTEN_ADDR", "127.0.0.1:8090");
+    let url =
+        env::optional("DATABASE_URL").context("DATABASE_URL is not set: the baseline writes the health model there")?;
     let pool = processor::db::pool(&url, 16);
     processor::migrate(&pool).await?;
     let state =
@@ -70,18 +68,16 @@ async fn sync(req: HttpRequest, device: web::Path<String>, body: web::Bytes, sta
     // The whole processing and the database write, inside the request, from the database alone:
     // a request has no consumer-owned memory of the user, so its cache starts cold.
     let written = web::block(move || -> anyhow::Result<()> {
-        let outcome =
-            SyncOutcome::processed(&event, Position { partition: -1, offset: -1 }).map_err(|e| anyhow::anyhow!(e))?;
-        let cache = Mutex::new(ModelCache::new(64 << 20, CacheMetrics::unregistered()));
-        let writer = ModelWriter { topic: "baseline", cache: &cache, max_series_days: 1096, watermarked: false };
         let mut conn = pool.get()?;
-        writer.apply(&mut conn, -1, -1, &[Item { outcome, event: Some(event) }.into()])?;
+        processor::apply_in_request(&mut conn, event)?;
         Ok(())
     })
     .await;
     match written {
         // 202 like ingest-api, so the load generator counts both alike; here it means processed.
-        Ok(Ok(())) => HttpResponse::Accepted().json(serde_json::json!({"sync_id": sync_id, "status": "processed"})),
+        Ok(Ok(())) => {
+            HttpResponse::Accepted().json(serde_json::json!({"sync_id": sync_id, "status": Outcome::Processed}))
+        }
         Ok(Err(e)) => {
             log::warn!("sync {sync_id}: {e:#}");
             HttpResponse::ServiceUnavailable().finish()

@@ -1,4 +1,4 @@
-//! `devsim load`: standard syncs (the spec's benchmark unit, [`ingest_api::example::standard_sync`])
+//! `devsim load`: standard syncs (the benchmark unit, [`ingest_api::example::standard_sync`])
 //! at a fixed rate, or as fast as `concurrency` connections allow, with HDR latency percentiles.
 //!
 //! Fixed rate is an open loop: request `i` is due at `i / rate` whatever happened before, and its
@@ -41,7 +41,7 @@ pub struct LoadConfig {
     pub count: Option<u64>,
     /// Distinct devices (and users) the syncs come from.
     pub devices: usize,
-    /// One sync in this many carries a night's sleep (the spec's standard sync: one in eight).
+    /// One sync in this many carries a night's sleep (as in the standard sync: one in eight).
     pub sleep_every: u64,
     pub gzip: bool,
     pub timeout: Duration,

@@ -8,15 +8,16 @@ use devsim::load::{LoadConfig, Rate};
 use devsim::phone::{Imperfections, SimConfig};
 use devsim::run::RunConfig;
 use ingest_api::config::{RateLimit, RateLimits, Secret, Settings};
-use ingest_api::Application;
+use testkit::apps::RunningApp;
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
 
-const SECRET: &str = "devsim-test-secret-0123456789";
+const SECRET: &str = testkit::apps::TOKEN_SECRET;
 
 struct TestApp {
     base: String,
     topic: String,
+    _app: RunningApp,
 }
 
 /// ingest-api with its default rate limits: the loads and the fleet below must pass them.
@@ -28,33 +29,8 @@ async fn spawn_app_with(rate_limits: RateLimits) -> TestApp {
     testkit::init_logging();
     let topic = unique("device-synced");
     testkit::create_topic(&topic, 3).await;
-    let settings = Settings {
-        listen_addr: "127.0.0.1:0".into(),
-        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
-        schema_registry_url: testkit::schema_registry_url(),
-        topic: topic.clone(),
-        producer_queue_max_messages: 1000,
-        workers: 2,
-        // The command path never reads the database; these tests have none.
-        read_database_url: "postgres://postgres@127.0.0.1:1/none".into(),
-        read_pool_size: 1,
-        read_max_wait: Duration::from_secs(1),
-        rate_limits,
-        ..Settings::with_defaults(Secret::new(SECRET))
-    };
-    let app = Application::build(settings).await.expect("ingest-api starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status().as_u16() == 200 {
-                return TestApp { base, topic };
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("ingest-api never became ready");
+    let app = testkit::apps::spawn_ingest(Settings { rate_limits, ..testkit::apps::ingest_settings(&topic) }).await;
+    TestApp { base: app.url.clone(), topic, _app: app }
 }
 
 fn load_config(base: &str, rate: Rate, count: u64) -> LoadConfig {

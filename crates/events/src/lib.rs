@@ -7,6 +7,7 @@
 pub mod avro;
 pub mod codec;
 pub mod device_synced;
+pub mod headers;
 pub mod kafka;
 pub mod partitioner;
 pub mod registry;

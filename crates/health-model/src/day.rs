@@ -1,4 +1,4 @@
-//! One local day of one user: from cleaned samples to the per-day outputs of the spec.
+//! One local day of one user: from cleaned samples to the per-day outputs of the model.
 //!
 //! The caller (the processor) deduplicates samples and buckets them into the user's local days
 //! with the UTC offset in force at each sample; this module only computes. The main sleep that

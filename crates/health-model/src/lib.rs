@@ -1,6 +1,5 @@
-//! The health model of `health-model.md`, as pure functions: no I/O, so every formula is tested
-//! against the independent vectors (`tests/vectors/`, a copy of `shared/vectors/health-model/`) and
-//! benchmarked on its own.
+//! The health model as pure functions: no I/O, so every formula is tested against the independent
+//! vectors in `tests/vectors/` and benchmarked on its own.
 //!
 //! Conventions: heart rate in bpm, RR intervals in ms, durations in seconds unless named
 //! otherwise, times in UTC epoch milliseconds.

@@ -21,12 +21,16 @@ pub const CHRONIC_DAYS: usize = 28;
 pub struct LoadDay {
     /// The day's load (Banister TRIMP).
     pub load: f64,
-    /// Chronic training load ("fitness").
-    pub ctl: f64,
-    /// Acute training load ("fatigue").
-    pub atl: f64,
-    /// Training stress balance ("form"): yesterday's CTL − ATL, so today's load does not count.
-    pub tsb: f64,
+    /// Fitness: the chronic training load (CTL), 42-day.
+    #[serde(rename = "ctl")]
+    pub fitness: f64,
+    /// Fatigue: the acute training load (ATL), 7-day.
+    #[serde(rename = "atl")]
+    pub fatigue: f64,
+    /// Form: the training stress balance (TSB), yesterday's fitness − fatigue, so today's load
+    /// does not count.
+    #[serde(rename = "tsb")]
+    pub form: f64,
     /// Mean load of the last 7 days ÷ mean of the last 28 (both including today).
     pub acwr_rolling: Option<f64>,
     /// EWMA7 ÷ EWMA28.
@@ -55,8 +59,11 @@ pub fn load_series(daily_load: &[f64]) -> Vec<LoadDay> {
 pub struct LoadState {
     /// Days in the series so far: the index of the next day (ACWR needs day index 27).
     days: usize,
-    ctl: f64,
-    atl: f64,
+    // Serialized under the names stored states already use.
+    #[serde(rename = "ctl")]
+    fitness: f64,
+    #[serde(rename = "atl")]
+    fatigue: f64,
     ewma7: f64,
     ewma28: f64,
     /// The loads of the last `CHRONIC_DAYS - 1` days (all of them before that), oldest first: the
@@ -87,8 +94,8 @@ impl LoadState {
         );
         LoadState {
             days,
-            ctl: previous.ctl,
-            atl: previous.atl,
+            fitness: previous.fitness,
+            fatigue: previous.fatigue,
             ewma7: previous.ewma7,
             ewma28: previous.ewma28,
             recent: loads_so_far[loads_so_far.len() - needed..].to_vec(),
@@ -102,22 +109,22 @@ impl LoadState {
 
     /// The series over the days that follow, one per load; the state moves on past them.
     pub fn advance(&mut self, loads: &[f64]) -> Vec<LoadDay> {
-        let k_ctl = 1.0 - (-1.0 / CTL_DAYS).exp();
-        let k_atl = 1.0 - (-1.0 / ATL_DAYS).exp();
+        let k_fitness = 1.0 - (-1.0 / CTL_DAYS).exp();
+        let k_fatigue = 1.0 - (-1.0 / ATL_DAYS).exp();
         let l7 = 2.0 / (ACUTE_DAYS as f64 + 1.0);
         let l28 = 2.0 / (CHRONIC_DAYS as f64 + 1.0);
         // The remembered days, then the new ones: every rolling window lies within.
         let history = [self.recent.as_slice(), loads].concat();
-        let (mut ctl, mut atl, mut ewma7, mut ewma28) = (self.ctl, self.atl, self.ewma7, self.ewma28);
+        let (mut fitness, mut fatigue, mut ewma7, mut ewma28) = (self.fitness, self.fatigue, self.ewma7, self.ewma28);
         let out = loads
             .iter()
             .enumerate()
             .map(|(k, &load)| {
                 let d = self.days + k;
                 let today = self.recent.len() + k;
-                let tsb = ctl - atl;
-                ctl += k_ctl * (load - ctl);
-                atl += k_atl * (load - atl);
+                let form = fitness - fatigue;
+                fitness += k_fitness * (load - fitness);
+                fatigue += k_fatigue * (load - fatigue);
                 ewma7 = l7 * load + (1.0 - l7) * ewma7;
                 ewma28 = l28 * load + (1.0 - l28) * ewma28;
                 let full = d + 1 >= CHRONIC_DAYS;
@@ -126,10 +133,10 @@ impl LoadState {
                 let window_mean = |days: usize| history[today + 1 - days..=today].iter().sum::<f64>() / days as f64;
                 let acwr_rolling = if full { ratio(window_mean(ACUTE_DAYS), window_mean(CHRONIC_DAYS)) } else { None };
                 let acwr_ewma = if full { ratio(ewma7, ewma28) } else { None };
-                LoadDay { load, ctl, atl, tsb, acwr_rolling, acwr_ewma, ewma7, ewma28 }
+                LoadDay { load, fitness, fatigue, form, acwr_rolling, acwr_ewma, ewma7, ewma28 }
             })
             .collect();
-        (self.ctl, self.atl, self.ewma7, self.ewma28) = (ctl, atl, ewma7, ewma28);
+        (self.fitness, self.fatigue, self.ewma7, self.ewma28) = (fitness, fatigue, ewma7, ewma28);
         self.days += loads.len();
         self.recent = history[history.len().saturating_sub(CHRONIC_DAYS - 1)..].to_vec();
         out
@@ -315,11 +322,11 @@ mod tests {
         let s = load_series(&[100.0, 0.0]);
         let ctl0 = (1.0 - (-1.0_f64 / 42.0).exp()) * 100.0;
         let atl0 = (1.0 - (-1.0_f64 / 7.0).exp()) * 100.0;
-        assert!(close(s[0].ctl, ctl0));
-        assert!(close(s[0].atl, atl0));
-        assert_eq!(s[0].tsb, 0.0);
-        assert!(close(s[1].tsb, ctl0 - atl0));
-        assert!(close(s[1].ctl, ctl0 * (-1.0_f64 / 42.0).exp()));
+        assert!(close(s[0].fitness, ctl0));
+        assert!(close(s[0].fatigue, atl0));
+        assert_eq!(s[0].form, 0.0);
+        assert!(close(s[1].form, ctl0 - atl0));
+        assert!(close(s[1].fitness, ctl0 * (-1.0_f64 / 42.0).exp()));
         // Williams 2017 EWMA, λ = 2/(N+1): 0.25·100 and (2/29)·100.
         assert!(close(s[0].ewma7, 25.0));
         assert!(close(s[0].ewma28, 200.0 / 29.0));
@@ -481,18 +488,18 @@ mod tests {
     fn load_series_is_bit_identical_to_the_one_pass_version() {
         // `load_series` as it was before `LoadState`: one loop over the whole history.
         fn reference(daily_load: &[f64]) -> Vec<LoadDay> {
-            let k_ctl = 1.0 - (-1.0 / CTL_DAYS).exp();
-            let k_atl = 1.0 - (-1.0 / ATL_DAYS).exp();
+            let k_fitness = 1.0 - (-1.0 / CTL_DAYS).exp();
+            let k_fatigue = 1.0 - (-1.0 / ATL_DAYS).exp();
             let l7 = 2.0 / (ACUTE_DAYS as f64 + 1.0);
             let l28 = 2.0 / (CHRONIC_DAYS as f64 + 1.0);
-            let (mut ctl, mut atl, mut ewma7, mut ewma28) = (0.0, 0.0, 0.0, 0.0);
+            let (mut fitness, mut fatigue, mut ewma7, mut ewma28) = (0.0, 0.0, 0.0, 0.0);
             daily_load
                 .iter()
                 .enumerate()
                 .map(|(d, &load)| {
-                    let tsb = ctl - atl;
-                    ctl += k_ctl * (load - ctl);
-                    atl += k_atl * (load - atl);
+                    let form = fitness - fatigue;
+                    fitness += k_fitness * (load - fitness);
+                    fatigue += k_fatigue * (load - fatigue);
                     ewma7 = l7 * load + (1.0 - l7) * ewma7;
                     ewma28 = l28 * load + (1.0 - l28) * ewma28;
                     let full = d + 1 >= CHRONIC_DAYS;
@@ -500,7 +507,7 @@ mod tests {
                     let acwr_rolling =
                         if full { ratio(window_mean(ACUTE_DAYS), window_mean(CHRONIC_DAYS)) } else { None };
                     let acwr_ewma = if full { ratio(ewma7, ewma28) } else { None };
-                    LoadDay { load, ctl, atl, tsb, acwr_rolling, acwr_ewma, ewma7, ewma28 }
+                    LoadDay { load, fitness, fatigue, form, acwr_rolling, acwr_ewma, ewma7, ewma28 }
                 })
                 .collect()
         }

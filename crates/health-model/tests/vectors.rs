@@ -1,8 +1,7 @@
 //! Runs every case of the independent test vectors through the model and compares every expected
 //! value, within each file's stated tolerance.
 //!
-//! The vectors live in `tests/vectors/` (a copy of `shared/vectors/health-model/`), so the tests
-//! never read outside the repository; `HEALTH_MODEL_VECTORS` names another folder, so that any other
+//! The vectors live in `tests/vectors/`, so the tests never read outside the repository; `HEALTH_MODEL_VECTORS` names another folder, so that any other
 //! vector set in the same format runs through this harness. A missing folder, a missing file, a file
 //! without cases or a file this harness does not know fails loudly rather than passing with nothing
 //! checked.
@@ -250,9 +249,9 @@ fn load_series() {
         let days = rolling::load_series(&case.input::<Vec<f64>>("/daily_load"));
         let column = |f: fn(&rolling::LoadDay) -> Value| Value::Array(days.iter().map(f).collect());
         json!({
-            "ctl": column(|d| json!(d.ctl)),
-            "atl": column(|d| json!(d.atl)),
-            "tsb": column(|d| json!(d.tsb)),
+            "ctl": column(|d| json!(d.fitness)),
+            "atl": column(|d| json!(d.fatigue)),
+            "tsb": column(|d| json!(d.form)),
             "acwr_rolling": column(|d| json!(d.acwr_rolling)),
             "acwr_ewma": column(|d| json!(d.acwr_ewma)),
             "ewma7": column(|d| json!(d.ewma7)),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use service_kit::env::{self, parse};
 
 #[derive(Clone)]
 pub struct Settings {
@@ -30,8 +30,6 @@ pub struct Settings {
     /// One successful request in this many gets an access-log line (every error always does);
     /// 0 logs none. At 10,000 syncs/s a line per request costs more than it tells.
     pub access_log_every: u64,
-    /// Log lines as JSON objects instead of text.
-    pub log_json: bool,
     /// The health-model database, read through a read-only pool by the read routes.
     pub read_database_url: String,
     pub read_pool_size: u32,
@@ -109,7 +107,7 @@ impl RateLimits {
             user_post: limit("USER", d.user_post)?,
             user_reads: limit("READS", d.user_reads)?,
             max_keys: parse("INGEST_RATE_LIMIT_MAX_KEYS", d.max_keys)?,
-            sweep_interval: Duration::from_secs(parse("INGEST_RATE_LIMIT_SWEEP_SECONDS", d.sweep_interval.as_secs())?),
+            sweep_interval: env::seconds("INGEST_RATE_LIMIT_SWEEP_SECONDS", d.sweep_interval)?,
         })
     }
 }
@@ -208,7 +206,6 @@ impl Settings {
             producer: ProducerTuning::default(),
             workers: 0,
             access_log_every: 1,
-            log_json: false,
             read_database_url: "postgres://postgres@127.0.0.1:5432/fitness".into(),
             read_pool_size: 8,
             read_max_wait: Duration::from_secs(10),
@@ -223,43 +220,34 @@ impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
         let d = Self::with_defaults(auth_secret_from_env()?);
         Ok(Self {
-            listen_addr: var("INGEST_LISTEN_ADDR", &d.listen_addr),
-            kafka_bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", &d.kafka_bootstrap_servers),
-            schema_registry_url: var("SCHEMA_REGISTRY_URL", &d.schema_registry_url),
-            topic: var("INGEST_TOPIC", &d.topic),
+            listen_addr: env::string("INGEST_LISTEN_ADDR", &d.listen_addr),
+            kafka_bootstrap_servers: env::string("KAFKA_BOOTSTRAP_SERVERS", &d.kafka_bootstrap_servers),
+            schema_registry_url: env::string("SCHEMA_REGISTRY_URL", &d.schema_registry_url),
+            topic: env::string("INGEST_TOPIC", &d.topic),
             identity: crate::auth::IdentitySettings::from_env()?,
             limits: Limits {
                 max_body_bytes: parse("INGEST_MAX_BODY_BYTES", d.limits.max_body_bytes)?,
                 max_samples_per_kind: parse("INGEST_MAX_SAMPLES_PER_KIND", d.limits.max_samples_per_kind)?,
                 max_sample_age: Duration::from_secs(
-                    parse("INGEST_MAX_SAMPLE_AGE_DAYS", d.limits.max_sample_age.as_secs() / 86_400)? * 86_400,
+                    parse::<u64>("INGEST_MAX_SAMPLE_AGE_DAYS", d.limits.max_sample_age.as_secs() / 86_400)?
+                        .saturating_mul(86_400),
                 ),
-                future_tolerance: Duration::from_secs(parse(
-                    "INGEST_FUTURE_TOLERANCE_SECONDS",
-                    d.limits.future_tolerance.as_secs(),
-                )?),
-                max_clock_skew: Duration::from_secs(parse(
-                    "INGEST_MAX_CLOCK_SKEW_SECONDS",
-                    d.limits.max_clock_skew.as_secs(),
-                )?),
+                future_tolerance: env::seconds("INGEST_FUTURE_TOLERANCE_SECONDS", d.limits.future_tolerance)?,
+                max_clock_skew: env::seconds("INGEST_MAX_CLOCK_SKEW_SECONDS", d.limits.max_clock_skew)?,
             },
-            delivery_timeout: Duration::from_millis(parse(
-                "INGEST_DELIVERY_TIMEOUT_MS",
-                d.delivery_timeout.as_millis() as u64,
-            )?),
+            delivery_timeout: env::millis("INGEST_DELIVERY_TIMEOUT_MS", d.delivery_timeout)?,
             producer_queue_max_messages: parse("INGEST_PRODUCER_QUEUE_MAX_MESSAGES", d.producer_queue_max_messages)?,
             max_event_bytes: parse("INGEST_MAX_EVENT_BYTES", d.max_event_bytes)?,
             producer: ProducerTuning {
-                compression: var("INGEST_PRODUCER_COMPRESSION", &d.producer.compression),
+                compression: env::string("INGEST_PRODUCER_COMPRESSION", &d.producer.compression),
                 linger_ms: parse("INGEST_PRODUCER_LINGER_MS", d.producer.linger_ms)?,
                 batch_bytes: parse("INGEST_PRODUCER_BATCH_BYTES", d.producer.batch_bytes)?,
             },
             workers: parse("INGEST_WORKERS", d.workers)?,
             access_log_every: parse("INGEST_ACCESS_LOG_EVERY", d.access_log_every)?,
-            log_json: var("LOG_FORMAT", "text").eq_ignore_ascii_case("json"),
-            read_database_url: var("DATABASE_URL", &d.read_database_url),
+            read_database_url: env::string("DATABASE_URL", &d.read_database_url),
             read_pool_size: parse("INGEST_READ_POOL_SIZE", d.read_pool_size)?,
-            read_max_wait: Duration::from_millis(parse("INGEST_READ_MAX_WAIT_MS", d.read_max_wait.as_millis() as u64)?),
+            read_max_wait: env::millis("INGEST_READ_MAX_WAIT_MS", d.read_max_wait)?,
             read_max_days: parse("INGEST_READ_MAX_DAYS", d.read_max_days)?,
             read_max_waiters: parse("INGEST_READ_MAX_WAITERS", d.read_max_waiters)?,
             read_max_waiters_per_user: parse("INGEST_READ_MAX_WAITERS_PER_USER", d.read_max_waiters_per_user)?,
@@ -286,20 +274,4 @@ pub(crate) fn is_loopback_host(after_scheme: &str) -> bool {
         _ => host,
     };
     ["127.0.0.1", "localhost", "[::1]"].contains(&host)
-}
-
-fn var(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-pub(crate) fn parse<T: std::str::FromStr + std::fmt::Display>(name: &str, default: T) -> anyhow::Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    match std::env::var(name) {
-        Ok(raw) => {
-            raw.parse().with_context(|| format!("{name}={raw:?} is not valid; unset it to use the default {default}"))
-        }
-        Err(_) => Ok(default),
-    }
 }

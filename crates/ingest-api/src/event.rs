@@ -1,9 +1,6 @@
 //! A validated command becomes one DeviceSynced event, in the compact form of the schema.
 
-use events::device_synced::{
-    ClockInfo, HeartRateSeries, RrBlock, SequenceRange, SkinTemperatureNight, Spo2Series, StepSeries, TimeZoneInfo,
-    WearEvent,
-};
+use events::device_synced::{ClockInfo, HeartRateSeries, SequenceRange, Spo2Series, StepSeries, TimeZoneInfo};
 use events::DeviceSynced;
 
 use crate::command::ValidSync;
@@ -46,34 +43,26 @@ pub fn device_synced(
         window_start_ms: sync.window_start_ms,
         window_end_ms: sync.window_end_ms,
         heart_rate: HeartRateSeries {
-            time_deltas_ms: deltas(origin, sync.heart_rate.iter().map(|s| s.0)),
-            bpm: sync.heart_rate.iter().map(|s| s.1).collect(),
-            quality: sync.heart_rate.iter().map(|s| s.2).collect(),
+            time_deltas_ms: deltas(origin, sync.heart_rate.iter().map(|s| s.time_ms)),
+            bpm: sync.heart_rate.iter().map(|s| s.bpm).collect(),
+            quality: sync.heart_rate.iter().map(|s| s.quality).collect(),
         },
-        rr_blocks: sync
-            .rr_blocks
-            .into_iter()
-            .map(|(first_beat_ms, intervals_ms)| RrBlock { first_beat_ms, intervals_ms })
-            .collect(),
+        rr_blocks: sync.rr_blocks,
         steps: StepSeries {
-            start_deltas_ms: deltas(origin, sync.steps.iter().map(|s| s.0)),
-            duration_s: sync.steps.iter().map(|s| s.1).collect(),
-            steps: sync.steps.iter().map(|s| s.2).collect(),
-            distance_m: sync.steps.iter().map(|s| s.3).collect(),
+            start_deltas_ms: deltas(origin, sync.steps.iter().map(|s| s.start_ms)),
+            duration_s: sync.steps.iter().map(|s| s.duration_s).collect(),
+            steps: sync.steps.iter().map(|s| s.steps).collect(),
+            distance_m: sync.steps.iter().map(|s| s.distance_m).collect(),
         },
         sleep: sync.sleep,
         workouts: sync.workouts,
         profile: sync.profile,
         spo2: (!sync.spo2.is_empty()).then(|| Spo2Series {
-            time_deltas_ms: deltas(origin, sync.spo2.iter().map(|s| s.0)),
-            percent: sync.spo2.iter().map(|s| s.1).collect(),
+            time_deltas_ms: deltas(origin, sync.spo2.iter().map(|s| s.time_ms)),
+            percent: sync.spo2.iter().map(|s| s.percent).collect(),
         }),
-        skin_temperature: sync
-            .skin_temperature
-            .iter()
-            .map(|&(night_end_ms, deviation_c)| SkinTemperatureNight { night_end_ms, deviation_c })
-            .collect(),
-        wear_events: sync.wear.iter().map(|&(time_ms, state)| WearEvent { time_ms, state }).collect(),
+        skin_temperature: sync.skin_temperature,
+        wear_events: sync.wear,
         dropped_samples: sync.dropped.into_iter().collect(),
     }
 }

@@ -1,22 +1,18 @@
-//! The *standard sync* of the spec (15 minutes of wear: 180 heart-rate samples every 5 s, 900 RR
+//! The *standard sync*, the benchmark unit (15 minutes of wear: 180 heart-rate samples every 5 s, 900 RR
 //! intervals, 15 one-minute step epochs, metadata), as a JSON command. Used by the OpenAPI
 //! example, the tests and the load generator.
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 /// A standard sync whose window ends at `end_ms` (device clock), deterministic for a given seed.
 /// `with_sleep` adds a night of about 40 sleep segments, as one sync in eight carries.
 pub fn standard_sync(sync_id: uuid::Uuid, end_ms: i64, seed: u64, with_sleep: bool) -> Value {
     let start = end_ms - 15 * 60_000;
-    // A small deterministic generator (SplitMix64) so the example needs no RNG crate.
-    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut next = move |n: u64| {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) % n) as i64
-    };
+    // Seeded, so the same seed gives the same sync on every machine.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut next = move |n: u64| rng.gen_range(0..n) as i64;
     let heart_rate: Vec<Value> =
         (0..180).map(|i| json!({"t": start + i * 5_000, "bpm": 68 + next(12), "quality": "locked"})).collect();
     let intervals: Vec<i64> = (0..900).map(|_| 840 + next(60)).collect();

@@ -16,10 +16,8 @@ pub mod rate_limit;
 pub mod read_model;
 pub mod reads;
 pub mod routes;
-pub mod telemetry;
 pub mod watermark_feed;
 
-use std::future::Future;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,6 +29,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context;
+use service_kit::CancellationToken;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -114,7 +113,7 @@ impl Application {
         })
         .workers(workers)
         .listen(listener)?
-        // Signals are the caller's (`run_until`): actix's own stop at once on Ctrl-C.
+        // Signals are the caller's (`run_until_stopped`): actix's own stop at once on Ctrl-C.
         .disable_signals()
         .shutdown_timeout(30)
         .run();
@@ -125,17 +124,12 @@ impl Application {
         self.port
     }
 
-    /// Serves until the process ends (tests; `main` uses [`run_until`](Self::run_until)).
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(std::future::pending()).await
-    }
-
-    /// Serves until `shutdown` completes: then it stops accepting, finishes in-flight requests
-    /// (up to 30 s), and flushes the producer so nothing acknowledged or queued is lost.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    /// Serves until `shutdown` is cancelled: then it stops accepting, finishes in-flight
+    /// requests (up to 30 s), and flushes the producer so nothing acknowledged or queued is lost.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
         tokio::spawn(async move {
-            shutdown.await;
+            shutdown.cancelled().await;
             log::info!("stopping: finishing the requests in flight, then flushing the producer");
             handle.stop(true).await;
         });

@@ -40,27 +40,11 @@ async fn main() {
 }
 
 async fn serve() -> anyhow::Result<()> {
+    service_kit::logging::init_from_env();
     let settings = Settings::from_env()?;
-    ingest_api::telemetry::init_logging(settings.log_json);
     let app = Application::build(settings).await?;
     log::info!("listening on port {}", app.port());
-    app.run_until(stop_signal()).await
-}
-
-/// SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C): both stop gracefully.
-async fn stop_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("cannot listen for SIGTERM ({e}); stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => log::info!("SIGINT received"),
-    }
+    app.run_until_stopped(service_kit::shutdown::on_signal()).await
 }
 
 fn token(args: &[String]) -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("ingest".into()), None).expect("valid prefix");
+        let registry = service_kit::metrics::registry("ingest");
         let requests = IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests"), &["route", "status"])
             .expect("valid metric");
         let request_seconds = HistogramVec::new(
@@ -47,22 +47,19 @@ impl Metrics {
             rate_limited.with_label_values(&[limit]);
             rate_limit_keys.with_label_values(&[limit]);
         }
-        for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(request_seconds.clone()),
-            Box::new(records.clone()),
-            Box::new(in_flight.clone()),
-            Box::new(queue_depth.clone()),
-            Box::new(rate_limited.clone()),
-            Box::new(rate_limit_keys.clone()),
-        ] {
-            registry.register(c).expect("metric registered once");
-        }
+        service_kit::metrics::register_all(
+            &registry,
+            vec![
+                Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+                Box::new(request_seconds.clone()),
+                Box::new(records.clone()),
+                Box::new(in_flight.clone()),
+                Box::new(queue_depth.clone()),
+                Box::new(rate_limited.clone()),
+                Box::new(rate_limit_keys.clone()),
+            ],
+        );
         Self { registry, requests, request_seconds, records, in_flight, queue_depth, rate_limited, rate_limit_keys }
-    }
-
-    pub fn render(&self) -> String {
-        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use events::{DeviceSynced, EventEncoder};
+use events::{headers, DeviceSynced, EventEncoder};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -139,15 +139,7 @@ impl Publisher {
 
     /// Is the topic known to the broker? Blocking: call from a blocking thread.
     pub fn broker_reachable(&self) -> Result<(), String> {
-        let metadata = self
-            .producer
-            .client()
-            .fetch_metadata(Some(&self.topic), Duration::from_secs(2))
-            .map_err(|e| e.to_string())?;
-        match metadata.topics().first() {
-            Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-            _ => Err(format!("topic {} not found", self.topic)),
-        }
+        events::kafka::topic_partitions(self.producer.client(), &self.topic, Duration::from_secs(2)).map(|_| ())
     }
 
     /// The topic's partition count (cached: the embedded broker cannot add partitions, and on
@@ -158,18 +150,8 @@ impl Publisher {
             return Ok(cached as i32);
         }
         let me = self.clone();
-        let n = tokio::task::spawn_blocking(move || -> Result<i32, String> {
-            let metadata = me
-                .producer
-                .client()
-                .fetch_metadata(Some(&me.topic), Duration::from_secs(2))
-                .map_err(|e| e.to_string())?;
-            let n = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
-            if n == 0 {
-                Err(format!("topic {} not found", me.topic))
-            } else {
-                Ok(n)
-            }
+        let n = tokio::task::spawn_blocking(move || {
+            events::kafka::topic_partitions(me.producer.client(), &me.topic, Duration::from_secs(2)).map(|n| n as i32)
         })
         .await
         .map_err(|e| e.to_string())??;
@@ -200,10 +182,10 @@ impl Publisher {
             return Err(PublishError::TooLarge { size: payload.len(), limit: self.max_event_bytes });
         }
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "event_id", value: Some(&event.event_id) })
-            .insert(Header { key: "sync_id", value: Some(&event.sync_id) })
-            .insert(Header { key: "correlation_id", value: Some(correlation_id) })
-            .insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") });
+            .insert(Header { key: headers::EVENT_ID, value: Some(&event.event_id) })
+            .insert(Header { key: headers::SYNC_ID, value: Some(&event.sync_id) })
+            .insert(Header { key: headers::CORRELATION_ID, value: Some(correlation_id) })
+            .insert(Header { key: headers::CONTENT_TYPE, value: Some(headers::AVRO_CONTENT_TYPE) });
         self.produce(&event.user_id, &payload, headers).await
     }
 
@@ -225,9 +207,9 @@ impl Publisher {
         // Through apache-avro's Value: four fields, rare; the registration is cached after the first.
         let payload = self.erasure_encoder.encode(&event).await.map_err(|e| PublishError::Encoding(e.to_string()))?;
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "event_id", value: Some(&event_id) })
-            .insert(Header { key: "correlation_id", value: Some(correlation_id) })
-            .insert(Header { key: "content-type", value: Some("application/vnd.confluent.avro") });
+            .insert(Header { key: headers::EVENT_ID, value: Some(&event_id) })
+            .insert(Header { key: headers::CORRELATION_ID, value: Some(correlation_id) })
+            .insert(Header { key: headers::CONTENT_TYPE, value: Some(headers::AVRO_CONTENT_TYPE) });
         self.produce(user_id, &payload, headers).await
     }
 

@@ -7,7 +7,7 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
-use model_schema::{daily_metrics, partition_watermarks, rolling_metrics, sync_status};
+use model_schema::{daily_metrics, partition_watermarks, rolling_metrics, sync_status, Outcome};
 
 pub type ReadPool = Pool<ConnectionManager<PgConnection>>;
 
@@ -40,7 +40,7 @@ pub struct SyncRow {
     pub device_id: String,
     pub kafka_partition: i32,
     pub kafka_offset: i64,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub failure_reason: Option<String>,
     pub heart_rate_samples: i32,
     pub rr_intervals: i32,
@@ -112,9 +112,9 @@ pub struct RollingRow {
     #[diesel(column_name = local_date)]
     pub date: NaiveDate,
     pub has_data: bool,
-    pub ctl: f64,
-    pub atl: f64,
-    pub tsb: f64,
+    pub fitness: f64,
+    pub fatigue: f64,
+    pub form: f64,
     pub acwr_rolling: Option<f64>,
     pub acwr_ewma: Option<f64>,
     pub metrics: serde_json::Value,

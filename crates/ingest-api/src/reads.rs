@@ -143,11 +143,17 @@ pub(crate) fn user_read(
     Ok((user, query(req)?))
 }
 
+/// What each parameter of [`ReadQuery`] takes, for the detail of a 400 that names it.
+const READ_PARAMETERS: &[(&str, &str)] = &[
+    ("wait", "milliseconds to wait, a whole number from 0 (capped by the server)"),
+    ("from", "a date, YYYY-MM-DD"),
+    ("to", "a date, YYYY-MM-DD"),
+    ("limit", "a whole number (clamped to the route's range)"),
+];
+
 /// The query string, read after authentication.
 pub(crate) fn query(req: &HttpRequest) -> Result<ReadQuery, ApiError> {
-    web::Query::<ReadQuery>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|e| ApiError::BadQuery(format!("the query string: {e}")))
+    crate::problem::parse_query(req.query_string(), READ_PARAMETERS)
 }
 
 /// Dates a read may name: the database's range is wider, but nothing outside this is a real day.
@@ -322,9 +328,9 @@ async fn model(
 fn rolling_json(r: &read_model::RollingRow) -> serde_json::Value {
     let m = &r.metrics;
     json!({
-        "fitness": r.ctl,
-        "fatigue": r.atl,
-        "form": r.tsb,
+        "fitness": r.fitness,
+        "fatigue": r.fatigue,
+        "form": r.form,
         "acwr": {"rolling": r.acwr_rolling, "ewma": r.acwr_ewma, "band": m["acwr_band"]},
         "resting_hr": m["resting_hr"],
         "hrv": m["hrv"],

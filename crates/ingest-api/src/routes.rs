@@ -7,6 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use serde_json::json;
+use service_kit::readiness::{self, Readiness};
 
 use crate::command::Rejection;
 use crate::problem::ApiError;
@@ -17,6 +18,8 @@ use crate::{command, event, AppState, CorrelationId};
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Extractor errors as problem+json, for every route of the app (the root App's app_data).
+    cfg.configure(crate::problem::extractor_configs);
     cfg.route("/v1/devices/{device_id}/syncs", web::post().to(post_sync))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
@@ -112,7 +115,7 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
 
 /// The process is up and serving HTTP.
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    readiness::alive()
 }
 
 /// Ready when the broker knows the topic and the schema is registered.
@@ -127,21 +130,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             None => "not registered yet".to_owned(),
         })
     };
-    let report = |r: &Result<(), String>| r.as_ref().map(|_| "ok".to_owned()).unwrap_or_else(Clone::clone);
-    let ready = broker.is_ok() && schema.is_ok();
     // The read side's listener is reported, not required: the command path never needs the database.
     let listener = if state.watermarks.is_connected() { "connected" } else { "connecting" };
-    let body = json!({"status": if ready { "ready" } else { "not ready" }, "broker": report(&broker), "schema": report(&schema), "watermark_listener": listener});
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    Readiness::new()
+        .check("broker", broker)
+        .check("schema", schema)
+        .note("watermark_listener", listener)
+        .into_response()
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.queue_depth.set(i64::from(state.publisher.queue_depth()));
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    service_kit::metrics::response(&state.metrics.registry)
 }
 
 async fn openapi() -> HttpResponse {

@@ -11,44 +11,28 @@ use ingest_api::Application;
 use rdkafka::message::{Headers, Message};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use testkit::apps::RunningApp;
 use testkit::unique;
 
-const SECRET: &str = "test-secret-0123456789";
+const SECRET: &str = testkit::apps::TOKEN_SECRET;
 
 struct TestApp {
     base: String,
     topic: String,
     http: reqwest::Client,
     signer: TokenSigner,
+    /// The in-process service, stopped when the test ends (None: a child process).
+    _app: Option<RunningApp>,
 }
 
 fn settings(topic: &str, bootstrap: String) -> Settings {
-    Settings {
-        listen_addr: "127.0.0.1:0".into(),
-        kafka_bootstrap_servers: bootstrap,
-        schema_registry_url: testkit::schema_registry_url(),
-        topic: topic.into(),
-        producer_queue_max_messages: 1000,
-        workers: 2,
-        // The command path never reads the database; these tests have none.
-        read_database_url: "postgres://postgres@127.0.0.1:1/none".into(),
-        read_pool_size: 1,
-        read_max_wait: Duration::from_secs(1),
-        // Rate limits have their own tests (rate_limits.rs).
-        rate_limits: ingest_api::config::RateLimits::off(),
-        ..Settings::with_defaults(Secret::new(SECRET))
-    }
+    Settings { kafka_bootstrap_servers: bootstrap, ..testkit::apps::ingest_settings(topic) }
 }
 
 async fn spawn_app_with(settings: Settings) -> TestApp {
-    testkit::init_logging();
     let topic = settings.topic.clone();
-    let app = Application::build(settings).await.expect("ingest-api starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let t = TestApp { base, topic, http: reqwest::Client::new(), signer: TokenSigner::new(&Secret::new(SECRET)) };
-    t.wait_ready().await;
-    t
+    let app = testkit::apps::spawn_ingest(settings).await;
+    TestApp::new(app.url.clone(), topic, Some(app))
 }
 
 async fn spawn_app() -> TestApp {
@@ -62,6 +46,10 @@ fn now_ms() -> i64 {
 }
 
 impl TestApp {
+    fn new(base: String, topic: String, app: Option<RunningApp>) -> Self {
+        Self { base, topic, http: reqwest::Client::new(), signer: TokenSigner::new(&Secret::new(SECRET)), _app: app }
+    }
+
     async fn wait_ready(&self) {
         for _ in 0..200 {
             if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
@@ -143,10 +131,10 @@ async fn a_valid_sync_is_published_and_acknowledged_with_202() {
     let (m, event) = &records[0];
     assert_eq!((m.partition(), m.offset()), (token.partition, token.offset), "the token names the record");
     assert_eq!(m.key(), Some(&b"user-7"[..]));
-    assert_eq!(header(m, "event_id").as_deref(), reply["event_id"].as_str());
-    assert_eq!(header(m, "sync_id"), Some(sync_id.to_string()));
-    assert_eq!(header(m, "correlation_id").as_deref(), Some("req-123"));
-    assert_eq!(header(m, "content-type").as_deref(), Some("application/vnd.confluent.avro"));
+    assert_eq!(header(m, events::headers::EVENT_ID).as_deref(), reply["event_id"].as_str());
+    assert_eq!(header(m, events::headers::SYNC_ID), Some(sync_id.to_string()));
+    assert_eq!(header(m, events::headers::CORRELATION_ID).as_deref(), Some("req-123"));
+    assert_eq!(header(m, events::headers::CONTENT_TYPE).as_deref(), Some(events::headers::AVRO_CONTENT_TYPE));
 
     // The event is the command after normalization: skew-corrected, delta-encoded, same data.
     let skew = body["clock"]["phone_time_ms"].as_i64().unwrap() - body["clock"]["device_time_ms"].as_i64().unwrap();
@@ -451,8 +439,8 @@ async fn a_registry_500_at_start_up_is_retried_until_registration_works_and_read
     let mut s = settings(&topic, testkit::kafka_bootstrap());
     s.schema_registry_url = format!("http://127.0.0.1:{}", registry.port);
     let app = Application::build(s).await.expect("ingest-api starts while the registry errs");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let app = RunningApp::start(app.port(), |shutdown| app.run_until_stopped(shutdown));
+    let base = app.url.clone();
     let http = reqwest::Client::new();
     let readyz = || async {
         let r = http.get(format!("{base}/readyz")).send().await.expect("readyz answers");
@@ -467,7 +455,7 @@ async fn a_registry_500_at_start_up_is_retried_until_registration_works_and_read
     assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), StatusCode::OK);
 
     registry.restore();
-    let t = TestApp { base, topic, http: reqwest::Client::new(), signer: TokenSigner::new(&Secret::new(SECRET)) };
+    let t = TestApp::new(base, topic, Some(app));
     t.wait_ready().await;
     let token = t.device_token("u1", "d1");
     let body = standard_sync(uuid::Uuid::new_v4(), now_ms(), 9, false);
@@ -486,12 +474,7 @@ async fn spawn_binary(topic: &str) -> (std::process::Child, TestApp, u16) {
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
-    let app = TestApp {
-        base: format!("http://127.0.0.1:{port}"),
-        topic: topic.to_owned(),
-        http: reqwest::Client::new(),
-        signer: TokenSigner::new(&Secret::new(SECRET)),
-    };
+    let app = TestApp::new(format!("http://127.0.0.1:{port}"), topic.to_owned(), None);
     app.wait_ready().await;
     (child, app, port)
 }

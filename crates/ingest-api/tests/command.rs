@@ -1,4 +1,4 @@
-//! The validation rules of sync-command.md, without I/O: which violations reject the command
+//! The validation rules of the SyncDevice command (docs/ingest-api.md), without I/O: which violations reject the command
 //! (with a JSON pointer each) and which only drop a sample under a counted reason.
 
 use ingest_api::command::{self, parse_command, Rejection, ValidSync, Violations};
@@ -29,13 +29,13 @@ fn the_standard_sync_is_valid_and_corrected_for_skew() {
     let body = base();
     let sync = parse(&body).expect("valid");
     assert_eq!(sync.heart_rate.len(), 180);
-    assert_eq!(sync.rr_blocks.iter().map(|b| b.1.len()).sum::<usize>(), 900);
+    assert_eq!(sync.rr_blocks.iter().map(|b| b.intervals_ms.len()).sum::<usize>(), 900);
     assert_eq!(sync.steps.len(), 15);
     assert!(sync.dropped.is_empty(), "{:?}", sync.dropped);
     // The phone is 1.2 s ahead of the device: every device time moves by +1200 ms.
     assert_eq!(sync.skew_ms, 1_200);
-    assert_eq!(sync.heart_rate[0].0, body["heart_rate"][0]["t"].as_i64().unwrap() + 1_200);
-    assert_eq!(sync.rr_blocks[0].0, body["rr"]["blocks"][0]["first_beat_ms"].as_i64().unwrap() + 1_200);
+    assert_eq!(sync.heart_rate[0].time_ms, body["heart_rate"][0]["t"].as_i64().unwrap() + 1_200);
+    assert_eq!(sync.rr_blocks[0].first_beat_ms, body["rr"]["blocks"][0]["first_beat_ms"].as_i64().unwrap() + 1_200);
     assert_eq!(sync.window_end_ms, END + 1_200);
 }
 
@@ -118,12 +118,12 @@ fn impossible_values_and_sentinels_drop_only_the_sample() {
     );
     assert_eq!(sync.heart_rate.len(), 176);
     // Dropped RR intervals split the run of valid beats, keeping later beats in place.
-    let runs: Vec<usize> = sync.rr_blocks.iter().map(|b| b.1.len()).collect();
+    let runs: Vec<usize> = sync.rr_blocks.iter().map(|b| b.intervals_ms.len()).collect();
     assert_eq!(runs, vec![10, 9, 879]);
     let intervals: Vec<i64> =
         body["rr"]["blocks"][0]["intervals"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-    let second_start = sync.rr_blocks[0].0 + intervals[..11].iter().sum::<i64>();
-    assert_eq!(sync.rr_blocks[1].0, second_start);
+    let second_start = sync.rr_blocks[0].first_beat_ms + intervals[..11].iter().sum::<i64>();
+    assert_eq!(sync.rr_blocks[1].first_beat_ms, second_start);
     assert_eq!(sync.steps.len(), 14);
 }
 
@@ -170,7 +170,7 @@ fn rr_in_1024ths_of_a_second_become_milliseconds() {
     let mut body = base();
     body["rr"] = json!({"unit": "1/1024s", "blocks": [{"first_beat_ms": body["window"]["start_ms"], "intervals": [1024, 512, 1000]}]});
     let sync = parse(&body).unwrap();
-    assert_eq!(sync.rr_blocks[0].1, vec![1000, 500, 977]);
+    assert_eq!(sync.rr_blocks[0].intervals_ms, vec![1000, 500, 977]);
 }
 
 #[test]
@@ -294,6 +294,6 @@ fn huge_rr_values_in_1024ths_are_out_of_range_not_wrapped() {
     let sync = parse(&body).unwrap();
     assert_eq!(sync.dropped.get("rr_out_of_range"), Some(&2));
     // The beats after an unusable value are placed by the previous interval, and kept.
-    let kept: usize = sync.rr_blocks.iter().map(|b| b.1.len()).sum();
+    let kept: usize = sync.rr_blocks.iter().map(|b| b.intervals_ms.len()).sum();
     assert_eq!(kept, 3);
 }

@@ -9,14 +9,16 @@ use ingest_api::example::standard_sync;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::Value;
+use testkit::apps::RunningApp;
 use testkit::{unique, TestDatabase};
 
-const SECRET: &str = "rate-limit-test-secret-0123";
+const SECRET: &str = testkit::apps::TOKEN_SECRET;
 
 struct TestApp {
     base: String,
     http: reqwest::Client,
     signer: TokenSigner,
+    _app: RunningApp,
     _db: TestDatabase,
 }
 
@@ -39,33 +41,22 @@ async fn spawn_app(rate_limits: RateLimits) -> TestApp {
     let topic = unique("device-synced");
     testkit::create_topic(&topic, 3).await;
     let settings = Settings {
-        listen_addr: "127.0.0.1:0".into(),
-        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
-        schema_registry_url: testkit::schema_registry_url(),
-        topic,
-        producer_queue_max_messages: 1000,
-        workers: 2,
         read_database_url: db.url.clone(),
         read_pool_size: 2,
         read_max_wait: Duration::from_secs(1),
         read_max_days: 31,
         read_max_waiters: 100,
         rate_limits,
-        ..Settings::with_defaults(Secret::new(SECRET))
+        ..testkit::apps::ingest_settings(&topic)
     };
-    let app = ingest_api::Application::build(settings).await.expect("ingest-api starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status() == StatusCode::OK {
-                return TestApp { base, http, signer: TokenSigner::new(&Secret::new(SECRET)), _db: db };
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let app = testkit::apps::spawn_ingest(settings).await;
+    TestApp {
+        base: app.url.clone(),
+        http: reqwest::Client::new(),
+        signer: TokenSigner::new(&Secret::new(SECRET)),
+        _app: app,
+        _db: db,
     }
-    panic!("ingest-api never became ready");
 }
 
 fn only(device: RateLimit, user: RateLimit, reads: RateLimit) -> RateLimits {

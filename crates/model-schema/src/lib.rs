@@ -2,10 +2,14 @@
 //! keep the two in step); ingest-api's read routes only read them.
 //!
 //! Also the stored form of `day_samples.samples` ([`chunk_codec`], over the types of
-//! [`samples`]), so that a reader such as ingest-api's export can turn it into JSON.
+//! [`samples`]), so that a reader such as ingest-api's export can turn it into JSON, and the
+//! values of `sync_status.outcome` ([`Outcome`]).
 
 pub mod chunk_codec;
+pub mod outcome;
 pub mod samples;
+
+pub use outcome::{Outcome, UnknownOutcome};
 
 diesel::table! {
     partition_watermarks (topic, kafka_partition) {
@@ -33,6 +37,7 @@ diesel::table! {
         device_id -> Text,
         kafka_partition -> Int4,
         kafka_offset -> Int8,
+        /// An [`Outcome`](crate::Outcome).
         outcome -> Text,
         failure_reason -> Nullable<Text>,
         heart_rate_samples -> Int4,
@@ -94,9 +99,15 @@ diesel::table! {
         local_date -> Date,
         has_data -> Bool,
         training_load -> Float8,
-        ctl -> Float8,
-        atl -> Float8,
-        tsb -> Float8,
+        /// Chronic training load (CTL), 42-day.
+        #[sql_name = "ctl"]
+        fitness -> Float8,
+        /// Acute training load (ATL), 7-day.
+        #[sql_name = "atl"]
+        fatigue -> Float8,
+        /// Training stress balance (TSB): yesterday's fitness minus fatigue.
+        #[sql_name = "tsb"]
+        form -> Float8,
         acwr_rolling -> Nullable<Float8>,
         acwr_ewma -> Nullable<Float8>,
         rhr_z -> Nullable<Float8>,

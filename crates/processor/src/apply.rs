@@ -606,9 +606,9 @@ fn series_of(rows: &[sql::SeriesRow], from: NaiveDate) -> Series {
             r.local_date,
             health_model::rolling::LoadDay {
                 load: r.training_load,
-                ctl: r.ctl,
-                atl: r.atl,
-                tsb: r.tsb,
+                fitness: r.fitness,
+                fatigue: r.fatigue,
+                form: r.form,
                 acwr_rolling: r.acwr_rolling,
                 acwr_ewma: r.acwr_ewma,
                 ewma7: r.ewma7,

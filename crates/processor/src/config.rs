@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use service_kit::env::{self, EnvError};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -67,50 +67,29 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn from_env() -> anyhow::Result<Self> {
+    /// The settings of the environment (README, "Configuration"); unset or empty means default.
+    pub fn from_env() -> Result<Self, EnvError> {
         let d = Self::default();
         Ok(Self {
-            kafka_bootstrap_servers: var("KAFKA_BOOTSTRAP_SERVERS", &d.kafka_bootstrap_servers),
-            schema_registry_url: var("SCHEMA_REGISTRY_URL", &d.schema_registry_url),
-            database_url: var("DATABASE_URL", &d.database_url),
-            topic: var("PROCESSOR_TOPIC", &d.topic),
-            dlq_topic: var("PROCESSOR_DLQ_TOPIC", &d.dlq_topic),
-            group_id: var("PROCESSOR_GROUP_ID", &d.group_id),
-            group_instance_id: std::env::var("PROCESSOR_GROUP_INSTANCE_ID").ok().filter(|v| !v.is_empty()),
-            ops_addr: var("PROCESSOR_OPS_ADDR", &d.ops_addr),
-            db_pool_size: parse("PROCESSOR_DB_POOL_SIZE", d.db_pool_size)?,
-            batch_max_events: parse("PROCESSOR_BATCH_MAX_EVENTS", d.batch_max_events)?,
-            batch_max_wait: Duration::from_millis(parse(
-                "PROCESSOR_BATCH_MAX_WAIT_MS",
-                d.batch_max_wait.as_millis() as u64,
-            )?),
-            cache_budget_bytes: parse::<usize>("PROCESSOR_CACHE_BUDGET_MB", d.cache_budget_bytes >> 20)?
+            kafka_bootstrap_servers: env::string("KAFKA_BOOTSTRAP_SERVERS", &d.kafka_bootstrap_servers),
+            schema_registry_url: env::string("SCHEMA_REGISTRY_URL", &d.schema_registry_url),
+            database_url: env::string("DATABASE_URL", &d.database_url),
+            topic: env::string("PROCESSOR_TOPIC", &d.topic),
+            dlq_topic: env::string("PROCESSOR_DLQ_TOPIC", &d.dlq_topic),
+            group_id: env::string("PROCESSOR_GROUP_ID", &d.group_id),
+            group_instance_id: env::optional("PROCESSOR_GROUP_INSTANCE_ID"),
+            ops_addr: env::string("PROCESSOR_OPS_ADDR", &d.ops_addr),
+            db_pool_size: env::parse("PROCESSOR_DB_POOL_SIZE", d.db_pool_size)?,
+            batch_max_events: env::parse("PROCESSOR_BATCH_MAX_EVENTS", d.batch_max_events)?,
+            batch_max_wait: env::millis("PROCESSOR_BATCH_MAX_WAIT_MS", d.batch_max_wait)?,
+            cache_budget_bytes: env::parse::<usize>("PROCESSOR_CACHE_BUDGET_MB", d.cache_budget_bytes >> 20)?
                 .saturating_mul(1 << 20),
-            max_series_days: parse("PROCESSOR_MAX_SERIES_DAYS", d.max_series_days)?,
-            max_poll_interval: Duration::from_millis(parse(
-                "PROCESSOR_MAX_POLL_INTERVAL_MS",
-                d.max_poll_interval.as_millis() as u64,
-            )?),
-            topic_partitions: parse("PROCESSOR_TOPIC_PARTITIONS", d.topic_partitions)?,
-            topic_replication: parse("PROCESSOR_TOPIC_REPLICATION", d.topic_replication)?,
-            topic_min_insync_replicas: parse("PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS", d.topic_min_insync_replicas)?,
-            topic_retention_ms: parse("PROCESSOR_TOPIC_RETENTION_MS", d.topic_retention_ms)?,
+            max_series_days: env::parse("PROCESSOR_MAX_SERIES_DAYS", d.max_series_days)?,
+            max_poll_interval: env::millis("PROCESSOR_MAX_POLL_INTERVAL_MS", d.max_poll_interval)?,
+            topic_partitions: env::parse("PROCESSOR_TOPIC_PARTITIONS", d.topic_partitions)?,
+            topic_replication: env::parse("PROCESSOR_TOPIC_REPLICATION", d.topic_replication)?,
+            topic_min_insync_replicas: env::parse("PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS", d.topic_min_insync_replicas)?,
+            topic_retention_ms: env::parse("PROCESSOR_TOPIC_RETENTION_MS", d.topic_retention_ms)?,
         })
-    }
-}
-
-fn var(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn parse<T: std::str::FromStr + std::fmt::Display>(name: &str, default: T) -> anyhow::Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    match std::env::var(name) {
-        Ok(raw) => {
-            raw.parse().with_context(|| format!("{name}={raw:?} is not valid; unset it to use the default {default}"))
-        }
-        Err(_) => Ok(default),
     }
 }

@@ -298,7 +298,7 @@ impl MergeContext<'_> {
     }
 }
 
-/// Longest time one heart-rate sample stands for (the spec's 15 s).
+/// Longest time one heart-rate sample stands for (the model's 15 s).
 const MAX_SAMPLE_MS: i64 = 15_000;
 
 /// Builds the model's input for a day from its own state and the evening before. `data` is

@@ -2,22 +2,11 @@
 
 use anyhow::Context;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
-pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
+use service_kit::db::PoolBuilder;
+pub use service_kit::db::{pool, PgPool, PgPooled};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
-
-/// Builds the pool without waiting for the database: `/readyz` reports whether it answers.
-pub fn pool(database_url: &str, size: u32) -> PgPool {
-    Pool::builder()
-        .max_size(size)
-        .min_idle(Some(0))
-        .connection_timeout(std::time::Duration::from_secs(5))
-        .build_unchecked(ConnectionManager::new(database_url))
-}
 
 /// Counts every statement a connection sends (BEGIN and COMMIT included), for the
 /// statements-per-sync figure.
@@ -39,12 +28,7 @@ impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Co
 
 /// The processor's pool: as [`pool`], and every statement is counted in `statements`.
 pub fn counting_pool(database_url: &str, size: u32, statements: prometheus::IntCounter) -> PgPool {
-    Pool::builder()
-        .max_size(size)
-        .min_idle(Some(0))
-        .connection_timeout(std::time::Duration::from_secs(5))
-        .connection_customizer(Box::new(CountStatements(statements)))
-        .build_unchecked(ConnectionManager::new(database_url))
+    PoolBuilder::new(database_url, size).customize(CountStatements(statements)).build()
 }
 
 /// Applies pending migrations and returns their names.

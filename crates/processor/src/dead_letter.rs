@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
+use events::headers::{self, connect_errors};
 use log::{error, warn};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::sync_outcome::{Position, SyncOutcome};
+use service_kit::backoff::Backoff;
 
 /// Why an event can never be applied, in the terms of Kafka Connect's error headers.
 #[derive(Debug, Clone)]
@@ -57,14 +58,14 @@ pub async fn send(
     }
     let (partition, offset) = (message.partition().to_string(), message.offset().to_string());
     for (key, value) in [
-        ("__connect.errors.topic", message.topic()),
-        ("__connect.errors.partition", &partition),
-        ("__connect.errors.offset", &offset),
-        ("__connect.errors.connector.name", &settings.group_id),
-        ("__connect.errors.stage", poison.stage),
-        ("__connect.errors.class.name", "processor.Worker"),
-        ("__connect.errors.exception.class.name", poison.class),
-        ("__connect.errors.exception.message", &poison.message),
+        (connect_errors::TOPIC, message.topic()),
+        (connect_errors::PARTITION, &partition),
+        (connect_errors::OFFSET, &offset),
+        (connect_errors::CONNECTOR_NAME, &settings.group_id),
+        (connect_errors::STAGE, poison.stage),
+        (connect_errors::CLASS_NAME, "processor.Worker"),
+        (connect_errors::EXCEPTION_CLASS_NAME, poison.class),
+        (connect_errors::EXCEPTION_MESSAGE, &poison.message),
     ] {
         headers = headers.insert(Header { key, value: Some(value) });
     }
@@ -94,8 +95,8 @@ pub fn failed_outcome(message: &OwnedMessage, known: Option<&SyncOutcome>, reaso
     if let Some(o) = known {
         return Some(SyncOutcome::failed(o.sync_id, Some(o.event_id), o.user_id.clone(), at, reason));
     }
-    let sync_id = header(message, "sync_id")?.parse().ok()?;
-    let event_id = header(message, "event_id").and_then(|v| v.parse().ok());
+    let sync_id = header(message, headers::SYNC_ID)?.parse().ok()?;
+    let event_id = header(message, headers::EVENT_ID).and_then(|v| v.parse().ok());
     let user = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
     Some(SyncOutcome::failed(sync_id, event_id, user, at, reason))
 }

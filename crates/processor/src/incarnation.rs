@@ -9,7 +9,6 @@
 //! in `processor_topic_incarnation_mismatch`, and waits for the operator's choice (README:
 //! "When the topic changes under the processor").
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -117,9 +116,6 @@ pub fn check(conn: &mut PgConnection, topic: &str, live: &Incarnation) -> QueryR
         }
     }
 }
-
-/// The worker's view, shared with /readyz: None while the topic is the one the watermarks know.
-pub type Mismatch = Arc<Mutex<Option<String>>>;
 
 /// The operator's message for a changed topic.
 pub fn mismatch_message(topic: &str, stored: &Incarnation, live: &Incarnation) -> String {

@@ -1,7 +1,6 @@
 //! The processor: consumes DeviceSynced in its own consumer group and writes to PostgreSQL only.
 
 pub mod apply;
-mod backoff;
 pub mod cache;
 pub mod chunk;
 /// The stored form of chunks, shared with readers (ingest-api's export) through model-schema.
@@ -23,12 +22,12 @@ pub mod topics;
 mod worker;
 
 use std::net::TcpListener;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use log::info;
+use service_kit::readiness::Condition;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::ModelCache;
@@ -60,30 +59,30 @@ impl Application {
         let listener = TcpListener::bind(&settings.ops_addr)
             .with_context(|| format!("binding the ops endpoints to {}", settings.ops_addr))?;
         let ops_port = listener.local_addr()?.port();
-        let healthy = Arc::new(AtomicBool::new(true));
+        let processing = Condition::ok();
         // Nothing is applied before the topic's incarnation has been compared with the stored one.
-        let mismatch: incarnation::Mismatch =
-            Arc::new(Mutex::new(Some("the topic's incarnation has not been checked yet".into())));
+        let topic = Condition::failing("the topic's incarnation has not been checked yet");
         let ops_server = ops::serve(
             listener,
             ops::OpsState {
                 pool: pool.clone(),
                 consumer: consumer.clone(),
-                topic: settings.topic.clone(),
+                topic_name: settings.topic.clone(),
                 metrics: metrics.clone(),
-                healthy: healthy.clone(),
-                mismatch: mismatch.clone(),
+                processing: processing.clone(),
+                topic: topic.clone(),
             },
         )?;
         info!("ops endpoints on http://{}", settings.ops_addr.replace(":0", &format!(":{ops_port}")));
         Ok(Self {
             ops_port,
             ops_server,
-            worker: Worker { settings, consumer, decoder, dlq, pool, cache, metrics, healthy, mismatch },
+            worker: Worker { settings, consumer, decoder, dlq, pool, cache, metrics, processing, topic },
         })
     }
 
-    pub fn ops_port(&self) -> u16 {
+    /// The port of the ops endpoints (`/healthz`, `/readyz`, `/metrics`).
+    pub fn port(&self) -> u16 {
         self.ops_port
     }
 
@@ -114,6 +113,24 @@ pub async fn adopt_live_topic(settings: &Settings) -> anyhow::Result<incarnation
         Ok(live)
     })
     .await?
+}
+
+/// Applies one DeviceSynced to the health model in one transaction, outside any consumer: no log
+/// position, no watermark, a cold cache. The in-request write of `baseline`, the architecture
+/// `make bench` measures this one against; the processor itself never calls it. Blocking.
+pub fn apply_in_request(conn: &mut diesel::PgConnection, event: events::DeviceSynced) -> anyhow::Result<()> {
+    use crate::apply::{Item, ModelWriter};
+    use crate::sync_outcome::{Position, SyncOutcome};
+    let outcome = SyncOutcome::processed(&event, Position { partition: -1, offset: -1 }).map_err(anyhow::Error::msg)?;
+    let cache = Mutex::new(ModelCache::new(64 << 20, cache::CacheMetrics::unregistered()));
+    let writer = ModelWriter {
+        topic: "baseline",
+        cache: &cache,
+        max_series_days: Settings::default().max_series_days,
+        watermarked: false,
+    };
+    writer.apply(conn, -1, -1, &[Item { outcome, event: Some(event) }.into()])?;
+    Ok(())
 }
 
 /// Runs the embedded migrations on a blocking thread.

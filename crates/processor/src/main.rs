@@ -1,6 +1,5 @@
 use anyhow::Context;
 use processor::{config::Settings, Application};
-use tokio_util::sync::CancellationToken;
 
 const USAGE: &str = "usage: processor [run | migrate | create-topics]
   run            consume DeviceSynced and write the health model (default)
@@ -14,7 +13,7 @@ const USAGE: &str = "usage: processor [run | migrate | create-topics]
 
 #[actix_web::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    service_kit::logging::init_from_env();
     let command = std::env::args().nth(1).unwrap_or_else(|| "run".into());
     let result = match command.as_str() {
         "run" => run().await,
@@ -36,9 +35,7 @@ async fn main() {
 async fn run() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let app = Application::build(settings).await?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    app.run_until_stopped(shutdown).await
+    app.run_until_stopped(service_kit::shutdown::on_signal()).await
 }
 
 async fn migrate() -> anyhow::Result<()> {
@@ -66,19 +63,4 @@ async fn adopt_topic() -> anyhow::Result<()> {
     let adopted = processor::adopt_live_topic(&settings).await?;
     println!("{}: watermarks cleared; now bound to {adopted}", settings.topic);
     Ok(())
-}
-
-/// SIGTERM (Kubernetes) or Ctrl-C starts a graceful stop.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    log::info!("shutdown requested");
-    shutdown.cancel();
 }

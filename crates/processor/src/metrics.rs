@@ -33,7 +33,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("processor".into()), None).expect("valid prefix");
+        let registry = service_kit::metrics::registry("processor");
         let events = IntCounterVec::new(Opts::new("events_total", "Events finished, by outcome"), &["outcome"])
             .expect("valid metric");
         let batch_size = Histogram::with_opts(
@@ -80,27 +80,28 @@ impl Metrics {
         let paused = IntGauge::new("paused", "1 while consumption is paused during retries").expect("valid metric");
         let rebalances = IntCounterVec::new(Opts::new("rebalances_total", "Rebalance events, by kind"), &["kind"])
             .expect("valid metric");
-        for m in [
-            Box::new(topic_incarnation_mismatch.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(paused.clone()),
-            Box::new(rebalances.clone()),
-            Box::new(events.clone()),
-            Box::new(erasures.clone()),
-            Box::new(batch_size.clone()),
-            Box::new(batch_seconds.clone()),
-            Box::new(end_to_end_lag_seconds.clone()),
-            Box::new(retries.clone()),
-            Box::new(consumer_lag.clone()),
-            Box::new(sql_statements.clone()),
-            Box::new(cache.bytes.clone()),
-            Box::new(cache.users.clone()),
-            Box::new(cache.hits.clone()),
-            Box::new(cache.misses.clone()),
-            Box::new(cache.evictions.clone()),
-            Box::new(cache.invalidations.clone()),
-        ] {
-            registry.register(m).expect("metric registered once");
-        }
+        service_kit::metrics::register_all(
+            &registry,
+            vec![
+                Box::new(topic_incarnation_mismatch.clone()) as Box<dyn prometheus::core::Collector>,
+                Box::new(paused.clone()),
+                Box::new(rebalances.clone()),
+                Box::new(events.clone()),
+                Box::new(erasures.clone()),
+                Box::new(batch_size.clone()),
+                Box::new(batch_seconds.clone()),
+                Box::new(end_to_end_lag_seconds.clone()),
+                Box::new(retries.clone()),
+                Box::new(consumer_lag.clone()),
+                Box::new(sql_statements.clone()),
+                Box::new(cache.bytes.clone()),
+                Box::new(cache.users.clone()),
+                Box::new(cache.hits.clone()),
+                Box::new(cache.misses.clone()),
+                Box::new(cache.evictions.clone()),
+                Box::new(cache.invalidations.clone()),
+            ],
+        );
         Self {
             registry,
             events,
@@ -116,10 +117,6 @@ impl Metrics {
             paused,
             rebalances,
         }
-    }
-
-    pub fn render(&self) -> String {
-        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
     }
 }
 

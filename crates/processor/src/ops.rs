@@ -1,14 +1,13 @@
 //! `/healthz`, `/readyz` and `/metrics`.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{get, web, App, HttpResponse, HttpServer};
-use diesel::RunQueryDsl;
 use rdkafka::consumer::Consumer;
+use service_kit::readiness::{self, Condition, Readiness};
 
 use crate::consumer::ProcessorConsumer;
 use crate::db::PgPool;
@@ -17,12 +16,12 @@ use crate::metrics::Metrics;
 pub struct OpsState {
     pub pool: PgPool,
     pub consumer: Arc<ProcessorConsumer>,
-    pub topic: String,
+    pub topic_name: String,
     pub metrics: Metrics,
-    /// False while the worker retries transient failures.
-    pub healthy: Arc<AtomicBool>,
-    /// Why nothing is applied (the topic changed under the watermarks), if so.
-    pub mismatch: crate::incarnation::Mismatch,
+    /// Fails while the worker retries transient failures.
+    pub processing: Condition,
+    /// Fails while the topic may not be the one the watermarks belong to.
+    pub topic: Condition,
 }
 
 pub fn serve(listener: TcpListener, state: OpsState) -> std::io::Result<Server> {
@@ -38,67 +37,32 @@ pub fn serve(listener: TcpListener, state: OpsState) -> std::io::Result<Server> 
 
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    readiness::alive()
 }
 
-/// Ready when PostgreSQL answers, the broker knows the topic, and no transient failure is being
-/// retried.
+/// Ready when PostgreSQL answers, the broker knows the topic, no transient failure is being
+/// retried, and the topic is the one the watermarks belong to.
 #[get("/readyz")]
 async fn readyz(state: web::Data<OpsState>) -> HttpResponse {
     let probe = state.clone();
     let checks = web::block(move || {
-        let database = probe
-            .pool
-            .get()
-            .map_err(|e| e.to_string())
-            .and_then(|mut c| diesel::sql_query("SELECT 1").execute(&mut c).map_err(|e| e.to_string()));
-        let broker = probe
-            .consumer
-            .fetch_metadata(Some(&probe.topic), Duration::from_secs(2))
-            .map_err(|e| e.to_string())
-            .and_then(|m| match m.topics().first() {
-                Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-                _ => Err(format!("topic {} not found", probe.topic)),
-            });
-        (database.map(|_| ()), broker)
+        let database = service_kit::db::ping(&probe.pool);
+        let broker =
+            events::kafka::topic_partitions(probe.consumer.client(), &probe.topic_name, Duration::from_secs(2))
+                .map(|_| ());
+        (database, broker)
     })
     .await;
-    let (database, broker) = match checks {
-        Ok(c) => c,
-        Err(e) => {
-            return HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({"status": "error", "error": e.to_string()}))
-        }
-    };
-    let report = |r: &Result<(), String>| match r {
-        Ok(()) => "ok".to_owned(),
-        Err(e) => e.clone(),
-    };
-    let processing: Result<(), String> = if state.healthy.load(Ordering::Relaxed) {
-        Ok(())
-    } else {
-        Err("retrying a transient failure (database or registry)".into())
-    };
-    let topic: Result<(), String> = match state.mismatch.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-        None => Ok(()),
-        Some(why) => Err(why),
-    };
-    let ready = database.is_ok() && broker.is_ok() && processing.is_ok() && topic.is_ok();
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "not ready" },
-        "database": report(&database),
-        "broker": report(&broker),
-        "processing": report(&processing),
-        "topic": report(&topic),
-    });
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    let (database, broker) = checks.unwrap_or_else(|e| (Err(e.to_string()), Err(e.to_string())));
+    Readiness::new()
+        .check("database", database)
+        .check("broker", broker)
+        .check("processing", state.processing.check())
+        .check("topic", state.topic.check())
+        .into_response()
 }
 
 #[get("/metrics")]
 async fn metrics_text(state: web::Data<OpsState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    service_kit::metrics::response(&state.metrics.registry)
 }

@@ -240,11 +240,11 @@ pub struct SeriesRow {
     #[diesel(sql_type = Double)]
     pub training_load: f64,
     #[diesel(sql_type = Double)]
-    pub ctl: f64,
+    pub fitness: f64,
     #[diesel(sql_type = Double)]
-    pub atl: f64,
+    pub fatigue: f64,
     #[diesel(sql_type = Double)]
-    pub tsb: f64,
+    pub form: f64,
     #[diesel(sql_type = Nullable<Double>)]
     pub acwr_rolling: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
@@ -274,7 +274,7 @@ pub fn load_series(
         return Ok(Vec::new());
     }
     diesel::sql_query(
-        "SELECT r.user_id, r.local_date, r.day_index, r.training_load, r.ctl, r.atl, r.tsb, r.acwr_rolling, \
+        "SELECT r.user_id, r.local_date, r.day_index, r.training_load, r.ctl AS fitness, r.atl AS fatigue, r.tsb AS form, r.acwr_rolling, \
          r.acwr_ewma, r.ewma7, r.ewma28, d.user_id IS NOT NULL AS has_daily, d.resting_hr, d.ln_rmssd, d.hr_max \
          FROM UNNEST($1::text[], $2::date[]) AS k(user_id, from_date) \
          CROSS JOIN LATERAL (SELECT max(local_date) AS last FROM rolling_metrics m WHERE m.user_id = k.user_id) l \
@@ -355,9 +355,9 @@ pub struct RollingRow {
     pub day_index: i32,
     pub has_data: bool,
     pub training_load: f64,
-    pub ctl: f64,
-    pub atl: f64,
-    pub tsb: f64,
+    pub fitness: f64,
+    pub fatigue: f64,
+    pub form: f64,
     pub acwr_rolling: Option<f64>,
     pub acwr_ewma: Option<f64>,
     pub ewma7: f64,
@@ -389,9 +389,9 @@ pub fn upsert_rolling(conn: &mut PgConnection, rows: &[RollingRow]) -> QueryResu
     .bind::<Array<Integer>, _>(rows.iter().map(|r| r.day_index).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(rows.iter().map(|r| r.has_data).collect::<Vec<_>>())
     .bind::<Array<Double>, _>(rows.iter().map(|r| r.training_load).collect::<Vec<_>>())
-    .bind::<Array<Double>, _>(rows.iter().map(|r| r.ctl).collect::<Vec<_>>())
-    .bind::<Array<Double>, _>(rows.iter().map(|r| r.atl).collect::<Vec<_>>())
-    .bind::<Array<Double>, _>(rows.iter().map(|r| r.tsb).collect::<Vec<_>>())
+    .bind::<Array<Double>, _>(rows.iter().map(|r| r.fitness).collect::<Vec<_>>())
+    .bind::<Array<Double>, _>(rows.iter().map(|r| r.fatigue).collect::<Vec<_>>())
+    .bind::<Array<Double>, _>(rows.iter().map(|r| r.form).collect::<Vec<_>>())
     .bind::<Array<Nullable<Double>>, _>(rows.iter().map(|r| r.acwr_rolling).collect::<Vec<_>>())
     .bind::<Array<Nullable<Double>>, _>(rows.iter().map(|r| r.acwr_ewma).collect::<Vec<_>>())
     .bind::<Array<Double>, _>(rows.iter().map(|r| r.ewma7).collect::<Vec<_>>())

@@ -8,8 +8,7 @@ use events::DeviceSynced;
 use crate::schema::sync_status;
 
 /// The two outcomes a finished sync can have (the table's CHECK constraint).
-pub const PROCESSED: &str = "processed";
-pub const FAILED: &str = "failed";
+pub use crate::schema::Outcome;
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = sync_status)]
@@ -20,7 +19,7 @@ pub struct SyncOutcome {
     pub device_id: String,
     pub kafka_partition: i32,
     pub kafka_offset: i64,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub failure_reason: Option<String>,
     pub heart_rate_samples: i32,
     pub rr_intervals: i32,
@@ -53,7 +52,7 @@ impl SyncOutcome {
             device_id: event.device_id.clone(),
             kafka_partition: at.partition,
             kafka_offset: at.offset,
-            outcome: PROCESSED.into(),
+            outcome: Outcome::Processed,
             failure_reason: None,
             heart_rate_samples: count(event.heart_rate.bpm.len()),
             rr_intervals: count(event.rr_blocks.iter().map(|b| b.intervals_ms.len()).sum()),
@@ -81,7 +80,7 @@ impl SyncOutcome {
             device_id: String::new(),
             kafka_partition: at.partition,
             kafka_offset: at.offset,
-            outcome: FAILED.into(),
+            outcome: Outcome::Failed,
             failure_reason: Some(format!("sent to the dead-letter topic: {reason}")),
             heart_rate_samples: 0,
             rr_intervals: 0,

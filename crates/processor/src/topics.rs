@@ -13,12 +13,7 @@
 //! `segment.ms` is set to a day at most (or the retention, when shorter), bounding how long an
 //! event outlives its retention. A topic that exists already keeps its configuration.
 
-use std::time::Duration;
-
-use anyhow::Context;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::types::RDKafkaErrorCode;
+use events::kafka::TopicSpec;
 
 use crate::config::Settings;
 
@@ -42,35 +37,12 @@ pub async fn create_topics(settings: &Settings) -> anyhow::Result<Vec<(String, b
         "PROCESSOR_TOPIC_RETENTION_MS={} must be positive: raw events must age out for an erasure to complete",
         settings.topic_retention_ms
     );
-    let min_insync = min_insync.to_string();
-    let retention = settings.topic_retention_ms.to_string();
-    let segment = segment_ms(settings.topic_retention_ms).to_string();
-    let admin: AdminClient<DefaultClientContext> = events::kafka::client_config(&settings.kafka_bootstrap_servers)
-        .create()
-        .context("creating the Kafka admin client")?;
-    let topics = [
-        NewTopic::new(&settings.topic, partitions, TopicReplication::Fixed(replication))
-            .set("min.insync.replicas", &min_insync)
-            .set("retention.ms", &retention)
-            .set("segment.ms", &segment),
-        NewTopic::new(&settings.dlq_topic, 1, TopicReplication::Fixed(replication))
-            .set("min.insync.replicas", &min_insync)
-            .set("retention.ms", &retention)
-            .set("segment.ms", &segment),
-    ];
-    let opts = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(30)))
-        .request_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(&topics, &opts)
-        .await
-        .with_context(|| format!("creating topics on {}: is the broker up?", settings.kafka_bootstrap_servers))?;
-    results
-        .into_iter()
-        .map(|r| match r {
-            Ok(name) => Ok((name, true)),
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => Ok((name, false)),
-            Err((name, e)) => Err(anyhow::anyhow!("creating topic {name}: {e}")),
-        })
-        .collect()
+    let retention = settings.topic_retention_ms;
+    let segment = segment_ms(retention);
+    let topics =
+        [TopicSpec::new(&settings.topic, partitions, replication), TopicSpec::new(&settings.dlq_topic, 1, replication)]
+            .map(|t| {
+                t.set("min.insync.replicas", min_insync).set("retention.ms", retention).set("segment.ms", segment)
+            });
+    events::kafka::create_topics(&settings.kafka_bootstrap_servers, &topics).await.map_err(anyhow::Error::msg)
 }

@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::ops::Range;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,18 +29,19 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
+use service_kit::backoff::Backoff;
+use service_kit::readiness::Condition;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Applied, ApplyError, Item, ModelWriter, Record};
-use crate::backoff::Backoff;
 use crate::cache::ModelCache;
 use crate::config::Settings;
 use crate::consumer::ProcessorConsumer;
 use crate::db::PgPool;
 use crate::dead_letter::{self, Poison};
 use crate::erasure::Erasure;
-use crate::incarnation::{self, Mismatch, Verdict};
+use crate::incarnation::{self, Verdict};
 use crate::metrics::Metrics;
 use crate::sync_outcome::{Position, SyncOutcome};
 
@@ -53,12 +53,16 @@ pub struct Worker {
     pub(crate) pool: PgPool,
     pub(crate) cache: Arc<Mutex<ModelCache>>,
     pub(crate) metrics: Metrics,
-    /// False while transient failures (database, registry) are being retried; `/readyz` says so.
-    pub(crate) healthy: Arc<AtomicBool>,
-    /// Why nothing may be applied (the topic is not the incarnation the watermarks know, or it
-    /// was not checked yet); None when applying is safe.
-    pub(crate) mismatch: Mismatch,
+    /// Fails while transient failures (database, registry) are being retried; `/readyz`
+    /// reports it as `processing`.
+    pub(crate) processing: Condition,
+    /// Fails while nothing may be applied: the topic is not the incarnation the watermarks
+    /// know, or it was not checked yet. `/readyz` reports it as `topic`.
+    pub(crate) topic: Condition,
 }
+
+/// What `/readyz` says while a transient failure is being retried.
+const RETRYING: &str = "retrying a transient failure (database or registry)";
 
 /// How long a retry may block the pipeline before the partitions are paused and the consumer is
 /// polled while it lasts.
@@ -168,7 +172,7 @@ impl Worker {
                     Err(e) => {
                         warn!("decoding {}: {e}; retrying", dead_letter::describe(message));
                         self.metrics.retries.inc();
-                        self.healthy.store(false, Ordering::Relaxed);
+                        self.processing.fail(RETRYING);
                         if !self.polling_while(held, backoff.wait(shutdown)).await {
                             return None;
                         }
@@ -275,7 +279,7 @@ impl Worker {
         }
         let (fresh, skipped_erased) = (total.fresh_ingested_at, total.skipped_erased);
         let applied = fresh.len();
-        self.healthy.store(true, Ordering::Relaxed);
+        self.processing.recover();
         // The next offset to read is stored (rd_kafka_offsets_store takes it as given; the older
         // rd_kafka_offset_store adds one itself, and storing `offset + 1` through it skipped a
         // record at every hand-over).
@@ -332,7 +336,7 @@ impl Worker {
                 Err(e) => warn!("reading the watermarks: {e}; retrying"),
             }
             self.metrics.retries.inc();
-            self.healthy.store(false, Ordering::Relaxed);
+            self.processing.fail(RETRYING);
             if !backoff.wait(shutdown).await {
                 return None;
             }
@@ -353,8 +357,7 @@ impl Worker {
             if let Ok(out) = tokio::time::timeout(KEEPALIVE, &mut work).await {
                 return out;
             }
-            let retrying = !self.healthy.load(Ordering::Relaxed)
-                || self.mismatch.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+            let retrying = !self.processing.holds() || !self.topic.holds();
             if retrying || started.elapsed() > self.settings.max_poll_interval / 2 {
                 break;
             }
@@ -393,7 +396,7 @@ impl Worker {
     /// shutdown.
     async fn wait_for_safe_topic(&self, shutdown: &CancellationToken) -> bool {
         loop {
-            if self.mismatch.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            if self.topic.holds() {
                 return true;
             }
             tokio::select! {
@@ -418,7 +421,7 @@ impl Worker {
             .unwrap_or_else(|e| Err(e.to_string()));
             let wait = match checked {
                 Ok(Verdict::Same) => {
-                    *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    self.topic.recover();
                     self.metrics.topic_incarnation_mismatch.set(0);
                     last_error = None;
                     incarnation::RECHECK
@@ -426,7 +429,7 @@ impl Worker {
                 Ok(Verdict::Changed { stored, live }) => {
                     let message = incarnation::mismatch_message(&self.settings.topic, &stored, &live);
                     error!("{message}");
-                    *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+                    self.topic.fail(message);
                     self.metrics.topic_incarnation_mismatch.set(1);
                     incarnation::RECHECK
                 }
@@ -522,7 +525,7 @@ impl Worker {
             }
             warn!("writing partition {partition}: {error}; retrying");
             self.metrics.retries.inc();
-            self.healthy.store(false, Ordering::Relaxed);
+            self.processing.fail(RETRYING);
             if !backoff.wait(shutdown).await {
                 return None;
             }

@@ -13,9 +13,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use events::{user_data_erasure_requested, EventEncoder, UserDataErasureRequested};
 use processor::schema::{erasure_receipts, partition_watermarks, sync_status};
-use processor::Application;
 use testkit::{eventually, sample_device_synced, unique};
-use tokio_util::sync::CancellationToken;
 
 /// Rows per table of one user, in every table keyed by user.
 fn rows_of(conn: &mut PgConnection, user: &str) -> Vec<(String, i64)> {
@@ -165,15 +163,11 @@ async fn an_erasure_deletes_every_row_of_its_user_and_nothing_brings_them_back()
 
     // Redelivery: the watermark row is lost and a new consumer group replays the topic from its
     // start into the same database. Alice's earlier syncs must stay erased.
-    p.shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(20), p.task).await.expect("stops").unwrap().unwrap();
+    p.app.stop().await.expect("stops");
     diesel::delete(partition_watermarks::table).execute(&mut db()).unwrap();
     let mut settings = p.settings.clone();
     settings.group_id = unique("processor-replay");
-    let app = Application::build(settings).await.expect("second processor starts");
-    let ops = app.ops_port();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let replay = testkit::apps::spawn_processor(settings).await;
     eventually(Duration::from_secs(30), "the replay reaches the sync after the erasure", || {
         partition_watermarks::table
             .filter(partition_watermarks::kafka_partition.eq(post_at.0))
@@ -188,10 +182,9 @@ async fn an_erasure_deletes_every_row_of_its_user_and_nothing_brings_them_back()
     assert_eq!(rows_of(&mut db(), &bob), bob_before);
     let receipts: i64 = erasure_receipts::table.count().get_result(&mut db()).unwrap();
     assert_eq!(receipts, 1, "a redelivered erasure is not carried out twice");
-    let m = metrics(ops).await;
+    let m = metrics(replay.port).await;
     assert!(m.contains("processor_events_total{outcome=\"skipped_erased\"} 3"), "a1, a2 and a_pre skipped: {m}");
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(20), task).await.expect("stops").unwrap().unwrap();
+    replay.stop().await.expect("stops");
 }
 
 /// `create-topics` gives both topics the configured `retention.ms`, read back from the broker:

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{produce, produce_event, spawn_processor_with, wait_processed, TestProcessor};
 use diesel::prelude::*;
 use events::DeviceSynced;
-use processor::schema::sync_status;
+use processor::schema::{sync_status, Outcome};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -69,7 +69,7 @@ async fn a_registry_erring_before_the_first_decode_dead_letters_nothing() {
     registry.restore();
     wait_processed(&p, &events, Duration::from_secs(60)).await;
     let failed: i64 =
-        sync_status::table.filter(sync_status::outcome.eq("failed")).count().get_result(&mut p.conn()).unwrap();
+        sync_status::table.filter(sync_status::outcome.eq(Outcome::Failed)).count().get_result(&mut p.conn()).unwrap();
     assert_eq!(failed, 0, "a transient registry error is never the record's fault");
     assert_eq!(testkit::topic_record_count(&p.settings.dlq_topic), 0, "nothing dead-lettered");
     eventually_async(Duration::from_secs(20), "ready again", || async {
@@ -234,8 +234,7 @@ async fn a_recreated_topic_is_not_skipped_until_an_operator_adopts_it() {
     wait_processed(&p, &first, Duration::from_secs(30)).await;
     let settings = p.settings.clone();
     let db_url = p.db.url.clone();
-    p.shutdown.cancel();
-    let _ = p.task.await;
+    let _ = p.app.stop().await;
 
     // The topic is deleted and created again: its offsets restart at 0, below the watermarks.
     let admin: AdminClient<DefaultClientContext> =
@@ -278,8 +277,7 @@ async fn a_recreated_topic_is_not_skipped_until_an_operator_adopts_it() {
     adopting.database_url = db_url.clone();
     processor::adopt_live_topic(&adopting).await.expect("adopt-topic");
     let restarted = {
-        again.shutdown.cancel();
-        let _ = again.task.await;
+        let _ = again.app.stop().await;
         spawn_processor_with(|s| {
             *s = settings.clone();
             s.database_url = db_url.clone();
@@ -308,8 +306,7 @@ async fn an_undecodable_record_redelivered_after_a_restart_is_dead_lettered_once
     })
     .await;
     let (settings, db_url) = (p.settings.clone(), p.db.url.clone());
-    p.shutdown.cancel();
-    let _ = p.task.await;
+    let _ = p.app.stop().await;
     // A new group reads everything again, the poison record included.
     let again = spawn_processor_with(|s| {
         *s = settings.clone();

@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use common::{produce_event, spawn_processor, spawn_processor_with, wait_processed, TestProcessor};
 use diesel::prelude::*;
 use events::device_synced::*;
-use events::DeviceSynced;
-use processor::schema::{daily_metrics, rolling_metrics, sync_status};
+use events::{headers, DeviceSynced};
+use processor::schema::{daily_metrics, rolling_metrics, sync_status, Outcome};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
@@ -143,9 +143,9 @@ fn rows(p: &TestProcessor, user: &str) -> (Vec<DailyRow>, Vec<RollingRow>) {
             r::day_index,
             r::has_data,
             r::training_load,
-            r::ctl,
-            r::atl,
-            r::tsb,
+            r::fitness,
+            r::fatigue,
+            r::form,
             r::acwr_rolling,
             r::acwr_ewma,
             r::ewma7,
@@ -249,12 +249,12 @@ async fn dead_letters(topic: &str) -> Vec<(String, String)> {
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        out.push((header("sync_id"), header("__connect.errors.stage")));
+        out.push((header(headers::SYNC_ID), header(headers::connect_errors::STAGE)));
     }
     out
 }
 
-fn status_of(p: &TestProcessor, sync_id: &str) -> Option<String> {
+fn status_of(p: &TestProcessor, sync_id: &str) -> Option<Outcome> {
     sync_status::table
         .find(sync_id.parse::<uuid::Uuid>().unwrap())
         .select(sync_status::outcome)
@@ -286,9 +286,9 @@ async fn an_apply_stage_poison_is_dead_lettered_once_and_its_partition_goes_on()
         produce_event(&p.settings.topic, e).await;
     }
     wait_processed(&p, &batch, Duration::from_secs(90)).await;
-    assert_eq!(status_of(&p, &poison.sync_id).as_deref(), Some("failed"));
+    assert_eq!(status_of(&p, &poison.sync_id), Some(Outcome::Failed));
     for e in [&before, &after, &also_after] {
-        assert_eq!(status_of(&p, &e.sync_id).as_deref(), Some("processed"));
+        assert_eq!(status_of(&p, &e.sync_id), Some(Outcome::Processed));
     }
     let days: i64 =
         daily_metrics::table.filter(daily_metrics::user_id.eq(user)).count().get_result(&mut p.conn()).unwrap();
@@ -299,8 +299,7 @@ async fn an_apply_stage_poison_is_dead_lettered_once_and_its_partition_goes_on()
     let topic = p.settings.topic.clone();
     let db_url = p.db.url.clone();
     let settings = p.settings.clone();
-    p.shutdown.cancel();
-    let _ = p.task.await;
+    let _ = p.app.stop().await;
     let again = spawn_processor_with(|s| {
         *s = settings.clone();
         s.database_url = db_url.clone();
@@ -312,7 +311,7 @@ async fn an_apply_stage_poison_is_dead_lettered_once_and_its_partition_goes_on()
     let later_id: uuid::Uuid = later.sync_id.parse().unwrap();
     eventually(Duration::from_secs(60), "the later sync processed", || {
         let mut c = PgConnection::establish(&db_url).ok()?;
-        sync_status::table.find(later_id).select(sync_status::outcome).first::<String>(&mut c).ok()
+        sync_status::table.find(later_id).select(sync_status::outcome).first::<Outcome>(&mut c).ok()
     })
     .await;
     let dlq = dead_letters(&topic).await;
@@ -334,8 +333,8 @@ async fn an_event_in_the_year_200000_is_dead_lettered_and_the_processor_stays_up
     produce_event(&p.settings.topic, &absurd).await;
     produce_event(&p.settings.topic, &fine).await;
     wait_processed(&p, [&absurd, &fine], Duration::from_secs(90)).await;
-    assert_eq!(status_of(&p, &absurd.sync_id).as_deref(), Some("failed"));
-    assert_eq!(status_of(&p, &fine.sync_id).as_deref(), Some("processed"));
+    assert_eq!(status_of(&p, &absurd.sync_id), Some(Outcome::Failed));
+    assert_eq!(status_of(&p, &fine.sync_id), Some(Outcome::Processed));
     let health = reqwest::get(format!("http://127.0.0.1:{}/healthz", p.ops_port)).await.unwrap();
     assert!(health.status().is_success());
     let dlq = dead_letters(&p.settings.topic).await;

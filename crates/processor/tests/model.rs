@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use events::device_synced::v1;
 use events::device_synced::*;
 use events::DeviceSynced;
-use processor::schema::{daily_metrics, rolling_metrics, sync_status};
+use processor::schema::{daily_metrics, rolling_metrics, sync_status, Outcome};
 use testkit::eventually;
 
 const MIN: i64 = 60_000;
@@ -88,9 +88,9 @@ fn tables(p: &TestProcessor, user: &str) -> Tables {
             .order(rolling_metrics::local_date)
             .select((
                 rolling_metrics::local_date,
-                rolling_metrics::ctl,
-                rolling_metrics::atl,
-                rolling_metrics::tsb,
+                rolling_metrics::fitness,
+                rolling_metrics::fatigue,
+                rolling_metrics::form,
                 rolling_metrics::metrics,
             ))
             .load(&mut c)
@@ -221,9 +221,9 @@ async fn v1_and_v2_events_in_one_partition_are_both_processed() {
         sync_status::table
             .find(old_id)
             .select(sync_status::outcome)
-            .first::<String>(&mut p.conn())
+            .first::<Outcome>(&mut p.conn())
             .ok()
-            .filter(|o| o == "processed")
+            .filter(|&o| o == Outcome::Processed)
     })
     .await;
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use common::{produce, spawn_processor};
 use diesel::prelude::*;
+use events::headers::connect_errors;
 use events::EventEncoder;
-use processor::schema::{partition_watermarks, sync_status};
+use processor::schema::{partition_watermarks, sync_status, Outcome};
 use rdkafka::config::ClientConfig;
 use testkit::{eventually, sample_device_synced, unique, TestDatabase};
 
@@ -37,13 +38,13 @@ async fn a_produced_device_synced_leaves_its_sync_status_row() {
                 sync_status::kafka_offset,
                 sync_status::dropped_samples,
             ))
-            .first::<(String, String, String, i32, i32, i32, i32, i64, serde_json::Value)>(&mut p.conn())
+            .first::<(String, String, Outcome, i32, i32, i32, i32, i64, serde_json::Value)>(&mut p.conn())
             .ok()
     })
     .await;
     assert_eq!(row.0, "user-1");
     assert_eq!(row.1, "device-1");
-    assert_eq!(row.2, "processed");
+    assert_eq!(row.2, Outcome::Processed);
     assert_eq!(row.3, event.heart_rate.bpm.len() as i32);
     assert_eq!(row.4, 5);
     assert_eq!(row.5, 3);
@@ -90,10 +91,10 @@ async fn a_retried_sync_is_recorded_once_and_poison_goes_to_the_dlq() {
 
     let after_id: uuid::Uuid = after.sync_id.parse().unwrap();
     eventually(Duration::from_secs(30), "the event after the poison one", || {
-        sync_status::table.find(after_id).select(sync_status::outcome).first::<String>(&mut p.conn()).ok()
+        sync_status::table.find(after_id).select(sync_status::outcome).first::<Outcome>(&mut p.conn()).ok()
     })
     .await;
-    let rows: Vec<(uuid::Uuid, String)> = sync_status::table
+    let rows: Vec<(uuid::Uuid, Outcome)> = sync_status::table
         .filter(sync_status::user_id.eq("user-2"))
         .select((sync_status::sync_id, sync_status::outcome))
         .order(sync_status::kafka_offset.asc())
@@ -102,7 +103,7 @@ async fn a_retried_sync_is_recorded_once_and_poison_goes_to_the_dlq() {
     let first_id: uuid::Uuid = first.sync_id.parse().unwrap();
     assert_eq!(
         rows,
-        vec![(first_id, "processed".into()), (poison_sync, "failed".into()), (after_id, "processed".into())]
+        vec![(first_id, Outcome::Processed), (poison_sync, Outcome::Failed), (after_id, Outcome::Processed)]
     );
 
     // The poison record sits in the DLQ with its original headers and the reason.
@@ -123,16 +124,16 @@ async fn a_retried_sync_is_recorded_once_and_poison_goes_to_the_dlq() {
         .iter()
         .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
         .collect();
-    assert!(headers.contains(&("sync_id".into(), poison_sync.to_string())), "{headers:?}");
-    assert!(headers.contains(&("__connect.errors.topic".into(), p.settings.topic.clone())), "{headers:?}");
-    assert!(headers.contains(&("__connect.errors.partition".into(), poison_partition.to_string())), "{headers:?}");
-    assert!(headers.contains(&("__connect.errors.offset".into(), poison_offset.to_string())), "{headers:?}");
+    assert!(headers.contains(&(events::headers::SYNC_ID.into(), poison_sync.to_string())), "{headers:?}");
+    assert!(headers.contains(&(connect_errors::TOPIC.into(), p.settings.topic.clone())), "{headers:?}");
+    assert!(headers.contains(&(connect_errors::PARTITION.into(), poison_partition.to_string())), "{headers:?}");
+    assert!(headers.contains(&(connect_errors::OFFSET.into(), poison_offset.to_string())), "{headers:?}");
     assert!(
-        headers.contains(&("__connect.errors.exception.class.name".into(), "events.codec.NotConfluentAvro".into())),
+        headers.contains(&(connect_errors::EXCEPTION_CLASS_NAME.into(), "events.codec.NotConfluentAvro".into())),
         "{headers:?}"
     );
     assert!(
-        headers.iter().any(|(k, v)| k == "__connect.errors.exception.message" && v.contains("magic byte")),
+        headers.iter().any(|(k, v)| k == connect_errors::EXCEPTION_MESSAGE && v.contains("magic byte")),
         "{headers:?}"
     );
     p.stop().await;

@@ -55,8 +55,8 @@ fn snapshot(url: &str) -> Snapshot {
         .select((
             rolling_metrics::user_id,
             rolling_metrics::local_date,
-            rolling_metrics::ctl,
-            rolling_metrics::atl,
+            rolling_metrics::fitness,
+            rolling_metrics::fatigue,
             rolling_metrics::ewma7,
             rolling_metrics::ewma28,
             rolling_metrics::metrics,

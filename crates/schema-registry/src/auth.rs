@@ -295,7 +295,7 @@ pub fn basic_credentials(value: Option<&str>) -> Result<(String, String), Refusa
 
 /// Paths that stay open for probes and scrapers.
 fn is_open(path: &str) -> bool {
-    matches!(path, "/healthz" | "/metrics")
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// Authenticates every request but the probes, checks the method's role, and puts the

@@ -21,18 +21,18 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
-use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool};
-use diesel::RunQueryDsl;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use prometheus::{IntCounterVec, Opts, Registry};
+use service_kit::env::{self, EnvError};
+use service_kit::readiness::{self, Readiness};
+use service_kit::CancellationToken;
 
 /// What every response is labelled with, as Confluent's registry does.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub use service_kit::db::PgPool;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -43,16 +43,25 @@ pub struct Settings {
     pub auth_file: Option<std::path::PathBuf>,
 }
 
+/// Every setting at its default, open (no credentials file); tests start from it.
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen_addr: "127.0.0.1:8081".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/schema_registry".into(),
+            db_pool_size: 8,
+            auth_file: None,
+        }
+    }
+}
+
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
-        let pool = var("SCHEMA_REGISTRY_DB_POOL_SIZE", "8");
+        let d = Self::default();
         Ok(Self {
-            listen_addr: var("SCHEMA_REGISTRY_LISTEN_ADDR", "127.0.0.1:8081"),
-            database_url: var("SCHEMA_REGISTRY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/schema_registry"),
-            db_pool_size: pool
-                .parse()
-                .with_context(|| format!("SCHEMA_REGISTRY_DB_POOL_SIZE={pool:?} is not a number"))?,
+            listen_addr: env::string("SCHEMA_REGISTRY_LISTEN_ADDR", &d.listen_addr),
+            database_url: env::string("SCHEMA_REGISTRY_DATABASE_URL", &d.database_url),
+            db_pool_size: env::parse("SCHEMA_REGISTRY_DB_POOL_SIZE", d.db_pool_size)?,
             auth_file: auth_file_from_env()?,
         })
     }
@@ -61,21 +70,21 @@ impl Settings {
 /// The credentials file, required: a registry left open by a forgotten variable is the hole
 /// authentication closes. Running open takes an explicit `SCHEMA_REGISTRY_AUTH=none`.
 fn auth_file_from_env() -> anyhow::Result<Option<std::path::PathBuf>> {
-    let file = std::env::var_os(auth::AUTH_FILE_ENV).filter(|v| !v.is_empty());
-    let mode = std::env::var("SCHEMA_REGISTRY_AUTH").unwrap_or_default();
+    let file = env::optional(auth::AUTH_FILE_ENV);
+    let mode = env::string("SCHEMA_REGISTRY_AUTH", "basic");
     match (file, mode.as_str()) {
-        (Some(file), "" | "basic") => Ok(Some(file.into())),
+        (Some(file), "basic") => Ok(Some(file.into())),
         (None, "none") => Ok(None),
         (Some(_), "none") => {
             anyhow::bail!("SCHEMA_REGISTRY_AUTH=none and {} are both set: choose one", auth::AUTH_FILE_ENV)
         }
-        (None, "" | "basic") => anyhow::bail!(
+        (None, "basic") => anyhow::bail!(
             "{} is not set: make a credentials file with `schema-registry passwd --file F --user U --role admin` \
              and point it there, or set SCHEMA_REGISTRY_AUTH=none to run without authentication (local \
              experiments only)",
             auth::AUTH_FILE_ENV
         ),
-        (_, other) => anyhow::bail!("SCHEMA_REGISTRY_AUTH={other:?} is not valid: use basic (the default) or none"),
+        (_, other) => Err(EnvError::invalid("SCHEMA_REGISTRY_AUTH", other, "basic (the default) or none").into()),
     }
 }
 
@@ -113,10 +122,7 @@ impl Application {
                 None
             }
         };
-        let pool = Pool::builder()
-            .max_size(settings.db_pool_size)
-            .connection_timeout(std::time::Duration::from_secs(5))
-            .build_unchecked(ConnectionManager::<PgConnection>::new(&settings.database_url));
+        let pool = service_kit::db::pool(&settings.database_url, settings.db_pool_size);
         let migrate_pool = pool.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut conn = migrate_pool.get().context("connecting to the registry's database")?;
@@ -125,7 +131,7 @@ impl Application {
             Ok(())
         })
         .await??;
-        let metrics = Registry::new_custom(Some("schema_registry".into()), None)?;
+        let metrics = service_kit::metrics::registry("schema_registry");
         let requests = IntCounterVec::new(
             Opts::new("http_requests_total", "Requests by method and status"),
             &["method", "status"],
@@ -143,11 +149,15 @@ impl Application {
                 .wrap(from_fn(count_requests))
                 .wrap(actix_web::middleware::Logger::new("%r %s %Dms"))
                 .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_text))
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?
+        // Signals are the caller's (`run_until_stopped`).
+        .disable_signals()
+        .shutdown_timeout(30)
         .run();
         Ok(Self { port, server })
     }
@@ -156,9 +166,17 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM or Ctrl-C.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// Serves until `shutdown` is cancelled, then finishes the requests in flight (up to 30 s).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            log::info!("stopping: finishing the requests in flight");
+            handle.stop(true).await;
+        });
+        self.server.await?;
+        log::info!("stopped");
+        Ok(())
     }
 }
 
@@ -175,32 +193,25 @@ async fn count_requests(
     Ok(res)
 }
 
-/// Alive and able to reach its database; also says whether requests are authenticated.
-async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+/// The process answers.
+async fn healthz() -> HttpResponse {
+    readiness::alive()
+}
+
+/// Ready when its database answers; also says whether requests are authenticated.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let authentication = if state.auth.is_some() {
         "basic"
     } else {
         "none: SCHEMA_REGISTRY_AUTH_FILE is not set and anyone can change this registry"
     };
     let pool = state.pool.clone();
-    let db = web::block(move || {
-        pool.get()
-            .map_err(|e| e.to_string())
-            .and_then(|mut c| diesel::sql_query("SELECT 1").execute(&mut c).map_err(|e| e.to_string()))
-    })
-    .await;
-    match db {
-        Ok(Ok(_)) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "authentication": authentication})),
-        Ok(Err(e)) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "error", "database": e})),
-        Err(e) => {
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "error", "database": e.to_string()}))
-        }
-    }
+    let database = web::block(move || service_kit::db::ping(&pool)).await.unwrap_or_else(|e| Err(e.to_string()));
+    Readiness::new().check("database", database).note("authentication", authentication).into_response()
 }
 
 async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
-    let text = prometheus::TextEncoder::new().encode_to_string(&state.metrics.gather()).unwrap_or_default();
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
+    service_kit::metrics::response(&state.metrics)
 }
 
 async fn not_found() -> HttpResponse {

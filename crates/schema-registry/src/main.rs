@@ -21,7 +21,7 @@ enum Command {
 #[actix_web::main]
 async fn main() {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    service_kit::logging::init_from_env();
     let result = match cli.command {
         Some(Command::Passwd(args)) => passwd::run(&args),
         None => serve().await,
@@ -36,6 +36,5 @@ async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let app = Application::build(settings).await?;
     log::info!("Confluent-compatible schema registry listening on port {}", app.port());
-    app.run_until_stopped().await?;
-    Ok(())
+    app.run_until_stopped(service_kit::shutdown::on_signal()).await
 }

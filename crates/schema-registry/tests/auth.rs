@@ -10,8 +10,9 @@ use std::time::Duration;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use reqwest::StatusCode;
 use schema_registry::auth::hash_password;
-use schema_registry::{Application, Settings};
+use schema_registry::Settings;
 use serde_json::{json, Value};
+use testkit::apps::{self, RunningApp};
 use testkit::TestDatabase;
 
 const ADMIN: (&str, &str) = ("root", "admin-password");
@@ -36,22 +37,14 @@ struct TestRegistry {
     base: String,
     http: reqwest::Client,
     db: TestDatabase,
+    _app: RunningApp,
 }
 
 async fn spawn_registry() -> TestRegistry {
-    testkit::init_logging();
     let db = TestDatabase::create();
-    let app = Application::build(Settings {
-        listen_addr: "127.0.0.1:0".into(),
-        database_url: db.url.clone(),
-        db_pool_size: 4,
-        auth_file: Some(credentials_file("")),
-    })
-    .await
-    .expect("registry starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    TestRegistry { base, http: reqwest::Client::new(), db }
+    let settings = Settings { auth_file: Some(credentials_file("")), ..apps::registry_settings(&db.url) };
+    let app = apps::spawn_registry(settings).await;
+    TestRegistry { base: app.url.clone(), http: reqwest::Client::new(), db, _app: app }
 }
 
 fn schema(name: &str) -> Value {
@@ -107,8 +100,10 @@ async fn without_good_credentials_requests_get_401_with_www_authenticate_and_pro
         let res = r.http.get(format!("{}/subjects", r.base)).header("authorization", header).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{header}");
     }
-    let (status, _, body) = r.call(None, M::GET, "/healthz", None).await;
+    assert_eq!(r.call(None, M::GET, "/healthz", None).await.0, StatusCode::OK);
+    let (status, _, body) = r.call(None, M::GET, "/readyz", None).await;
     assert_eq!((status, body["authentication"].as_str()), (StatusCode::OK, Some("basic")));
+    assert_eq!(body["database"], "ok");
     assert_eq!(r.call(None, M::GET, "/metrics", None).await.0, StatusCode::OK);
     // The right password works, twice (the second from the verified-credentials cache).
     for _ in 0..2 {

@@ -3,31 +3,22 @@
 //! rules, and schema_registry_converter's encoder and decoder.
 
 use reqwest::StatusCode;
-use schema_registry::{Application, Settings};
 use serde_json::{json, Value};
+use testkit::apps::{self, RunningApp};
 use testkit::TestDatabase;
 
 struct TestRegistry {
     base: String,
     http: reqwest::Client,
+    _app: RunningApp,
     _db: TestDatabase,
 }
 
 /// A registry on a free port with a fresh database.
 async fn spawn_registry() -> TestRegistry {
-    testkit::init_logging();
     let db = TestDatabase::create();
-    let app = Application::build(Settings {
-        listen_addr: "127.0.0.1:0".into(),
-        database_url: db.url.clone(),
-        db_pool_size: 4,
-        auth_file: None,
-    })
-    .await
-    .expect("registry starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    TestRegistry { base, http: reqwest::Client::new(), _db: db }
+    let app = apps::spawn_registry(apps::registry_settings(&db.url)).await;
+    TestRegistry { base: app.url.clone(), http: reqwest::Client::new(), _app: app, _db: db }
 }
 
 const SR_JSON: &str = "application/vnd.schemaregistry.v1+json";

@@ -86,18 +86,9 @@ fn bad_arguments_are_a_message_and_exit_1() {
 
 #[tokio::test]
 async fn registration_is_a_dry_run_until_apply_idempotent_and_refuses_incompatible_versions() {
-    testkit::init_logging();
     let db = testkit::TestDatabase::create();
-    let app = schema_registry::Application::build(schema_registry::Settings {
-        listen_addr: "127.0.0.1:0".into(),
-        database_url: db.url.clone(),
-        db_pool_size: 2,
-        auth_file: None,
-    })
-    .await
-    .unwrap();
-    let url = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let registry = testkit::apps::spawn_registry(testkit::apps::registry_settings(&db.url)).await;
+    let url = registry.url.clone();
     let repo = repo_schemas();
     let run = |args: Vec<String>| {
         tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_schemas")).args(args).output().unwrap())

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use events::device_synced::SCHEMA_JSON;
+use events::headers::{self, connect_errors};
 use events::{DeviceSynced, EventEncoder};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -116,8 +117,8 @@ async fn poison(bootstrap: &str, registry: &str, topic: &str, run: &str, sets: u
                 _ => (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string()),
             };
             let headers = OwnedHeaders::new()
-                .insert(Header { key: "event_id", value: Some(&event_id) })
-                .insert(Header { key: "sync_id", value: Some(&sync_id) });
+                .insert(Header { key: headers::EVENT_ID, value: Some(&event_id) })
+                .insert(Header { key: headers::SYNC_ID, value: Some(&sync_id) });
             let record = FutureRecord::to(topic).key(&user).payload(&payload).headers(headers);
             let delivery = producer.send(record, Duration::from_secs(30)).await;
             let (partition, offset) = match delivery {
@@ -172,11 +173,11 @@ fn dlq(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             m.partition(),
             m.offset(),
-            header("__connect.errors.partition"),
-            header("__connect.errors.offset"),
-            header("sync_id"),
-            header("__connect.errors.stage"),
-            header("__connect.errors.exception.class.name"),
+            header(connect_errors::PARTITION),
+            header(connect_errors::OFFSET),
+            header(headers::SYNC_ID),
+            header(connect_errors::STAGE),
+            header(connect_errors::EXCEPTION_CLASS_NAME),
         );
         if ends.get(&m.partition()).is_some_and(|&end| m.offset() + 1 >= end) {
             ends.remove(&m.partition());

@@ -9,10 +9,9 @@ pub mod fuzz;
 use std::time::Duration;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::types::RDKafkaErrorCode;
+
+pub mod apps;
 
 pub use events::DeviceSynced;
 
@@ -80,23 +79,16 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Creates a topic on the test broker (topics must be created explicitly: see platform-facts).
+/// Creates a topic on the test broker (the embedded broker does not create topics on first use).
 pub async fn create_topic(name: &str, partitions: i32) {
     create_topic_on(&kafka_bootstrap(), name, partitions).await
 }
 
 /// Creates a topic on the given broker.
 pub async fn create_topic_on(bootstrap: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin.create_topics([&topic], &opts).await.expect("CreateTopics");
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, e)) => panic!("creating topic {t}: {e}"),
-        }
+    let topic = events::kafka::TopicSpec::new(name, partitions, 1);
+    if let Err(e) = events::kafka::create_topics(bootstrap, &[topic]).await {
+        panic!("{e}");
     }
 }
 
@@ -214,8 +206,8 @@ pub fn topic_record_count(topic: &str) -> i64 {
         .set("group.id", unique("test-watermarks"))
         .create()
         .expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).expect("metadata");
-    let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0) as i32;
+    let partitions = events::kafka::topic_partitions(consumer.client(), topic, Duration::from_secs(5))
+        .expect("topic metadata") as i32;
     (0..partitions)
         .map(|p| {
             let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).expect("watermarks");

@@ -8,7 +8,9 @@ use anyhow::{bail, Context};
 use jsonwebtoken::Algorithm;
 
 use super::DEFAULT_MAX_TOKEN_LIFETIME;
-use crate::config::{parse, Secret};
+use service_kit::env;
+
+use crate::config::Secret;
 
 /// Shortest HS256 secret accepted (RFC 7518 §3.2 asks for at least the hash size; 16 bytes is
 /// the floor this service has always enforced).
@@ -78,8 +80,7 @@ impl IdpSettings {
 impl IdentitySettings {
     pub fn from_env() -> anyhow::Result<Self> {
         let (_, previous_token_secrets) = token_secrets_from_env()?;
-        let max_token_lifetime =
-            Duration::from_secs(parse("AUTH_MAX_TOKEN_LIFETIME_SECONDS", DEFAULT_MAX_TOKEN_LIFETIME.as_secs())?);
+        let max_token_lifetime = env::seconds("AUTH_MAX_TOKEN_LIFETIME_SECONDS", DEFAULT_MAX_TOKEN_LIFETIME)?;
         if max_token_lifetime.is_zero() {
             bail!("AUTH_MAX_TOKEN_LIFETIME_SECONDS is 0: no token could be valid; unset it for 30 days");
         }
@@ -139,7 +140,7 @@ pub fn parse_token_secrets(raw: &str) -> anyhow::Result<Vec<Secret>> {
 }
 
 fn non_empty(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    env::optional(name).map(|v| v.trim().to_owned())
 }
 
 fn idp_from_env() -> anyhow::Result<Option<IdpSettings>> {
@@ -163,10 +164,9 @@ fn idp_from_env() -> anyhow::Result<Option<IdpSettings>> {
     if let Some(raw) = non_empty("AUTH_JWT_ALGORITHMS") {
         idp.algorithms = parse_algorithms(&raw)?;
     }
-    let secs = |name: &str, d: Duration| parse(name, d.as_secs()).map(Duration::from_secs);
-    idp.cache_min = secs("AUTH_JWKS_CACHE_MIN_SECONDS", idp.cache_min)?;
-    idp.cache_max = secs("AUTH_JWKS_CACHE_MAX_SECONDS", idp.cache_max)?;
-    idp.refetch_interval = secs("AUTH_JWKS_REFETCH_INTERVAL_SECONDS", idp.refetch_interval)?;
+    idp.cache_min = env::seconds("AUTH_JWKS_CACHE_MIN_SECONDS", idp.cache_min)?;
+    idp.cache_max = env::seconds("AUTH_JWKS_CACHE_MAX_SECONDS", idp.cache_max)?;
+    idp.refetch_interval = env::seconds("AUTH_JWKS_REFETCH_INTERVAL_SECONDS", idp.refetch_interval)?;
     if idp.cache_min > idp.cache_max {
         bail!("AUTH_JWKS_CACHE_MIN_SECONDS is more than AUTH_JWKS_CACHE_MAX_SECONDS");
     }

@@ -5,9 +5,12 @@
 //! times in [`TIME_RANGE`](super::TIME_RANGE), so `t + skew` fits; RR beats advance by checked
 //! or saturating steps, and a beat pushed past the end of time is simply "in the future".
 
-use events::device_synced::{HrQuality, SleepSegment, WearState, Workout};
+use events::device_synced::{HrQuality, RrBlock, SkinTemperatureNight, SleepSegment, WearEvent, WearState, Workout};
 
-use super::{ValidSync, HR_RANGE, MAX_STEPS_PER_MINUTE, RR_RANGE, SKIN_TEMPERATURE_RANGE, SPO2_RANGE};
+use super::{
+    HeartRateSample, Spo2Sample, StepEpoch, ValidSync, HR_RANGE, MAX_STEPS_PER_MINUTE, RR_RANGE,
+    SKIN_TEMPERATURE_RANGE, SPO2_RANGE,
+};
 use crate::config::Limits;
 
 /// The longest gap an RR interval can stand for: a 16-bit field of milliseconds.
@@ -70,7 +73,7 @@ pub(super) fn samples(
             Some(r) => sync.drop_sample(r),
             None => {
                 last_t = Some(t);
-                sync.heart_rate.push((t, bpm as i32, quality));
+                sync.heart_rate.push(HeartRateSample { time_ms: t, bpm: bpm as i32, quality });
             }
         }
     }
@@ -99,7 +102,8 @@ pub(super) fn samples(
                 Some(r) => {
                     sync.drop_sample(r);
                     if !run.is_empty() {
-                        sync.rr_blocks.push((run_start, std::mem::take(&mut run)));
+                        sync.rr_blocks
+                            .push(RrBlock { first_beat_ms: run_start, intervals_ms: std::mem::take(&mut run) });
                     }
                     beat = beat.saturating_add(step);
                     run_start = beat;
@@ -112,7 +116,7 @@ pub(super) fn samples(
             }
         }
         if !run.is_empty() {
-            sync.rr_blocks.push((run_start, run));
+            sync.rr_blocks.push(RrBlock { first_beat_ms: run_start, intervals_ms: run });
         }
     }
 
@@ -129,7 +133,9 @@ pub(super) fn samples(
         };
         match reason {
             Some(r) => sync.drop_sample(r),
-            None => sync.steps.push((start, duration_s, count as i32, distance)),
+            None => {
+                sync.steps.push(StepEpoch { start_ms: start, duration_s, steps: count as i32, distance_m: distance })
+            }
         }
     }
 
@@ -192,7 +198,7 @@ pub(super) fn v2_samples(
         };
         match reason {
             Some(r) => sync.drop_sample(r),
-            None => sync.spo2.push((t, percent as i32)),
+            None => sync.spo2.push(Spo2Sample { time_ms: t, percent: percent as i32 }),
         }
     }
     for (end, deviation) in skin {
@@ -204,7 +210,9 @@ pub(super) fn v2_samples(
         };
         match reason {
             Some(r) => sync.drop_sample(r),
-            None => sync.skin_temperature.push((end, deviation as f32)),
+            None => {
+                sync.skin_temperature.push(SkinTemperatureNight { night_end_ms: end, deviation_c: deviation as f32 })
+            }
         }
     }
     wear.sort_by_key(|w| w.0);
@@ -212,7 +220,7 @@ pub(super) fn v2_samples(
         let t = t + skew;
         match time_check(t) {
             Some(r) => sync.drop_sample(r),
-            None => sync.wear.push((t, state)),
+            None => sync.wear.push(WearEvent { time_ms: t, state }),
         }
     }
 }

@@ -32,8 +32,8 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 use events::device_synced::{
-    AppInfo, DeviceInfo, HrQuality, HrSensorKind, Profile, Sex, SleepSegment, SleepStage, UtcOffsetSegment, WearState,
-    Workout,
+    AppInfo, DeviceInfo, HrQuality, HrSensorKind, Profile, RrBlock, Sex, SkinTemperatureNight, SleepSegment,
+    SleepStage, UtcOffsetSegment, WearEvent, WearState, Workout,
 };
 
 use crate::config::Limits;
@@ -114,21 +114,44 @@ pub struct ValidSync {
     pub window_start_ms: i64,
     pub window_end_ms: i64,
     /// Sorted by time.
-    pub heart_rate: Vec<(i64, i32, HrQuality)>,
-    /// (time of the first beat, intervals in ms): runs of consecutive valid beats.
-    pub rr_blocks: Vec<(i64, Vec<i32>)>,
-    /// (start, duration s, steps, distance m), sorted by start.
-    pub steps: Vec<(i64, i32, i32, f32)>,
+    pub heart_rate: Vec<HeartRateSample>,
+    /// Runs of consecutive valid beats.
+    pub rr_blocks: Vec<RrBlock>,
+    /// Sorted by start.
+    pub steps: Vec<StepEpoch>,
     pub sleep: Vec<SleepSegment>,
     pub workouts: Vec<Workout>,
     pub profile: Option<Profile>,
-    /// (time, percent), sorted.
-    pub spo2: Vec<(i64, i32)>,
-    /// (end of the night, deviation °C).
-    pub skin_temperature: Vec<(i64, f32)>,
-    /// (time, state), sorted.
-    pub wear: Vec<(i64, WearState)>,
+    /// Sorted by time.
+    pub spo2: Vec<Spo2Sample>,
+    pub skin_temperature: Vec<SkinTemperatureNight>,
+    /// Sorted by time.
+    pub wear: Vec<WearEvent>,
     pub dropped: BTreeMap<String, i32>,
+}
+
+/// One heart-rate reading, at a skew-corrected UTC time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeartRateSample {
+    pub time_ms: i64,
+    pub bpm: i32,
+    pub quality: HrQuality,
+}
+
+/// One step-count epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepEpoch {
+    pub start_ms: i64,
+    pub duration_s: i32,
+    pub steps: i32,
+    pub distance_m: f32,
+}
+
+/// One blood-oxygen reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spo2Sample {
+    pub time_ms: i64,
+    pub percent: i32,
 }
 
 /// Why a command was rejected: the first [`MAX_LISTED_VIOLATIONS`] violations, and how many more.

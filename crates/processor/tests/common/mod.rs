@@ -4,20 +4,18 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use events::{DeviceSynced, EventEncoder, DEVICE_SYNCED_TOPIC};
+use events::{headers, DeviceSynced, EventEncoder, DEVICE_SYNCED_TOPIC};
 use processor::config::Settings;
-use processor::Application;
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use testkit::apps::{self, RunningApp};
 use testkit::{unique, TestDatabase};
-use tokio_util::sync::CancellationToken;
 
 pub struct TestProcessor {
     pub db: TestDatabase,
     pub settings: Settings,
-    pub shutdown: CancellationToken,
-    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub app: RunningApp,
     pub ops_port: u16,
 }
 
@@ -28,32 +26,14 @@ pub async fn spawn_processor() -> TestProcessor {
 
 /// Like [`spawn_processor`], with settings changed by `adjust` (a topic it names must exist).
 pub async fn spawn_processor_with(adjust: impl FnOnce(&mut Settings)) -> TestProcessor {
-    testkit::init_logging();
     let db = TestDatabase::create();
     let topic = unique(DEVICE_SYNCED_TOPIC);
     testkit::create_topic(&topic, 3).await;
     testkit::create_topic(&format!("{topic}.dlq"), 1).await;
-    let settings = Settings {
-        kafka_bootstrap_servers: testkit::kafka_bootstrap(),
-        schema_registry_url: testkit::schema_registry_url(),
-        database_url: db.url.clone(),
-        dlq_topic: format!("{topic}.dlq"),
-        topic,
-        group_id: unique("processor"),
-        ops_addr: "127.0.0.1:0".into(),
-        db_pool_size: 4,
-        batch_max_events: 100,
-        batch_max_wait: Duration::from_millis(20),
-        cache_budget_bytes: 64 << 20,
-        ..Default::default()
-    };
-    let mut settings = settings;
+    let mut settings = apps::processor_settings(&topic, &db.url);
     adjust(&mut settings);
-    let app = Application::build(settings.clone()).await.expect("processor starts");
-    let ops_port = app.ops_port();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestProcessor { db, settings, shutdown, task, ops_port }
+    let app = apps::spawn_processor(settings.clone()).await;
+    TestProcessor { db, settings, ops_port: app.port, app }
 }
 
 pub fn producer() -> FutureProducer {
@@ -66,7 +46,7 @@ pub fn producer() -> FutureProducer {
 }
 
 pub async fn produce(topic: &str, key: &str, payload: &[u8], sync_id: &str) -> (i32, i64) {
-    let headers = OwnedHeaders::new().insert(Header { key: "sync_id", value: Some(sync_id) });
+    let headers = OwnedHeaders::new().insert(Header { key: headers::SYNC_ID, value: Some(sync_id) });
     producer()
         .send(FutureRecord::to(topic).key(key).payload(payload).headers(headers), Duration::from_secs(10))
         .await
@@ -80,9 +60,7 @@ impl TestProcessor {
     }
 
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-        result.expect("processor stops promptly").expect("task joins").expect("processor exits cleanly");
+        self.app.stop().await.expect("the processor stops cleanly and promptly");
     }
 }
 
