@@ -13,7 +13,7 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The answer to one POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub struct PostOutcome {
     pub status: u16,
     /// `Retry-After` in seconds, when the server sent one.
     pub retry_after: Option<Duration>,
@@ -70,7 +70,7 @@ impl Client {
     }
 
     /// POSTs an encoded body (see [`encode`](Self::encode)) to the device's sync route.
-    pub async fn post_sync(&self, device: &str, token: &str, body: Vec<u8>) -> Result<Answer, reqwest::Error> {
+    pub async fn post_sync(&self, device: &str, token: &str, body: Vec<u8>) -> Result<PostOutcome, reqwest::Error> {
         let mut req = self
             .http
             .post(format!("{}/v1/devices/{device}/syncs", self.base))
@@ -90,6 +90,6 @@ impl Client {
         // Read the whole body so the connection goes back to the pool.
         let bytes = res.bytes().await?;
         let problem = (status != 202).then(|| String::from_utf8_lossy(&bytes[..bytes.len().min(600)]).into_owned());
-        Ok(Answer { status, retry_after, problem })
+        Ok(PostOutcome { status, retry_after, problem })
     }
 }

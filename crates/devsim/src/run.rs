@@ -100,7 +100,9 @@ pub struct RunReport {
     pub sim_time_ms: i64,
 }
 
-struct Ctx {
+/// What every device task of a run shares: the HTTP client, the counters, the clock of simulated
+/// time and the stop token.
+struct Simulation {
     client: Client,
     stats: Stats,
     permits: tokio::sync::Semaphore,
@@ -112,7 +114,7 @@ struct Ctx {
     backfill_only: bool,
 }
 
-impl Ctx {
+impl Simulation {
     /// Simulated now.
     fn sim_now(&self) -> i64 {
         self.start_ms + (self.started.elapsed().as_secs_f64() * 1_000.0 * self.speed) as i64
@@ -146,7 +148,7 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
         config.speed,
         config.url
     );
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(Simulation {
         client,
         stats: Stats {
             syncs: AtomicU64::new(0),
@@ -232,7 +234,7 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
     Ok(report)
 }
 
-async fn device_loop(mut sim: DeviceSim, index: usize, ctx: Arc<Ctx>) {
+async fn device_loop(mut sim: DeviceSim, index: usize, ctx: Arc<Simulation>) {
     loop {
         let t = sim.next_time();
         if ctx.backfill_only && t >= ctx.start_ms {
@@ -271,7 +273,7 @@ fn stamp_history_now(body: &mut serde_json::Value, wall_ms: i64) {
     }
 }
 
-async fn deliver(ctx: &Ctx, mut o: Outgoing) {
+async fn deliver(ctx: &Simulation, mut o: Outgoing) {
     stamp_history_now(&mut o.body, chrono::Utc::now().timestamp_millis());
     let s = &ctx.stats;
     s.syncs.fetch_add(1, Ordering::Relaxed);
@@ -296,7 +298,7 @@ async fn deliver(ctx: &Ctx, mut o: Outgoing) {
 }
 
 /// Posts one body until it is accepted, refused, or retried `max_retries` times.
-async fn post(ctx: &Ctx, o: &Outgoing, body: &[u8]) {
+async fn post(ctx: &Simulation, o: &Outgoing, body: &[u8]) {
     let s = &ctx.stats;
     let mut attempt = 0;
     loop {
@@ -377,7 +379,7 @@ fn fmt_time(ms: i64) -> String {
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
-fn report(ctx: &Ctx, user_ids: &[String]) -> RunReport {
+fn report(ctx: &Simulation, user_ids: &[String]) -> RunReport {
     let s = &ctx.stats;
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     RunReport {
@@ -404,7 +406,7 @@ fn report(ctx: &Ctx, user_ids: &[String]) -> RunReport {
 }
 
 /// One progress line: simulated time, syncs, answers by status, imperfections, per-user 202s.
-fn progress_line(ctx: &Ctx, user_ids: &[String], origin: i64) -> String {
+fn progress_line(ctx: &Simulation, user_ids: &[String], origin: i64) -> String {
     let r = report(ctx, user_ids);
     let sim = r.sim_time_ms.max(origin);
     let phase = if sim < ctx.start_ms && ctx.start_ms > origin {

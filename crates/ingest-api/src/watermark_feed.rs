@@ -17,7 +17,7 @@ use serde::Deserialize;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// The channel the processor notifies on (contract with `processor`).
-pub const CHANNEL: &str = "processor_watermarks";
+pub const CHANNEL: &str = model_schema::WATERMARK_CHANNEL;
 
 /// How often the listener looks for notifications. `PQconsumeInput` is non-blocking and diesel
 /// does not expose the socket, so this is the wake-up latency of a waiter, not a database query.

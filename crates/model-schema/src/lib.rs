@@ -133,6 +133,10 @@ diesel::table! {
     }
 }
 
+/// The PostgreSQL channel on which the processor announces each raised watermark, as JSON
+/// `{"topic", "partition", "offset"}`, when its transaction commits; readers `LISTEN` on it.
+pub const WATERMARK_CHANNEL: &str = "processor_watermarks";
+
 diesel::allow_tables_to_appear_in_same_query!(
     partition_watermarks,
     topic_incarnations,

@@ -33,7 +33,7 @@ use crate::sync_outcome::{Position, SyncOutcome};
 
 /// One consumed sync to apply: its sync status, and the event when there is one to model.
 #[derive(Debug, Clone)]
-pub struct Item {
+pub struct ConsumedSync {
     pub outcome: SyncOutcome,
     pub event: Option<DeviceSynced>,
 }
@@ -41,7 +41,7 @@ pub struct Item {
 /// One consumed record of the topic, in offset order within its partition.
 #[derive(Debug, Clone)]
 pub enum Record {
-    Sync(Box<Item>),
+    Sync(Box<ConsumedSync>),
     Erasure(Erasure),
     /// Dead-lettered with nothing to record (an erasure that could not be applied): only its
     /// offset counts, for the watermark.
@@ -66,8 +66,8 @@ impl Record {
     }
 }
 
-impl From<Item> for Record {
-    fn from(item: Item) -> Self {
+impl From<ConsumedSync> for Record {
+    fn from(item: ConsumedSync) -> Self {
         Record::Sync(Box::new(item))
     }
 }
@@ -175,7 +175,7 @@ impl ModelWriter<'_> {
                     _ => None,
                 })
                 .collect();
-            let syncs: Vec<&Item> = fresh_records
+            let syncs: Vec<&ConsumedSync> = fresh_records
                 .iter()
                 .filter_map(|r| match r {
                     Record::Sync(i) => Some(&**i),

@@ -180,6 +180,7 @@ impl ModelCache {
         self.publish();
     }
 
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }

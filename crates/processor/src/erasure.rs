@@ -22,7 +22,7 @@ use events::UserDataErasureRequested;
 use log::{debug, info};
 use uuid::Uuid;
 
-use crate::apply::{ApplyError, Item};
+use crate::apply::{ApplyError, ConsumedSync};
 use crate::cache::ModelCache;
 use crate::sync_outcome::Position;
 
@@ -57,7 +57,7 @@ struct ErasedBefore {
 }
 
 impl ErasedBefore {
-    fn covers(&self, item: &Item) -> bool {
+    fn covers(&self, item: &ConsumedSync) -> bool {
         self.offset.is_some_and(|o| item.outcome.kafka_offset < o)
             || self.requested_at.is_some_and(|t| item.outcome.ingested_at < t)
     }
@@ -81,8 +81,8 @@ pub fn without_erased<'a>(
     topic: &str,
     partition: i32,
     erasures: &[&Erasure],
-    syncs: Vec<&'a Item>,
-) -> Result<(Vec<&'a Item>, usize), ApplyError> {
+    syncs: Vec<&'a ConsumedSync>,
+) -> Result<(Vec<&'a ConsumedSync>, usize), ApplyError> {
     if syncs.is_empty() {
         return Ok((syncs, 0));
     }
@@ -114,7 +114,7 @@ pub fn without_erased<'a>(
     if before.is_empty() {
         return Ok((syncs, 0));
     }
-    let (kept, skipped): (Vec<&Item>, Vec<&Item>) =
+    let (kept, skipped): (Vec<&ConsumedSync>, Vec<&ConsumedSync>) =
         syncs.into_iter().partition(|i| !before.get(i.outcome.user_id.as_str()).is_some_and(|b| b.covers(i)));
     for i in &skipped {
         info!(

@@ -1,25 +1,31 @@
 //! The processor: consumes DeviceSynced in its own consumer group and writes to PostgreSQL only.
+//!
+//! The public API is deliberate and small: [`Application`] (the service), [`config`], [`db`]
+//! (the pool and the migrations), [`schema`] (the tables, shared with readers), [`topics`]
+//! (`create-topics`), [`migrate`], [`adopt_live_topic`], [`apply_in_request`] (the bench
+//! baseline's write) and [`local_midnight_ms`]. Everything else is how the processor works
+//! inside, free to change.
 
-pub mod apply;
-pub mod cache;
-pub mod chunk;
-/// The stored form of chunks, shared with readers (ingest-api's export) through model-schema.
-pub use model_schema::chunk_codec;
+mod apply;
+mod cache;
+mod chunk;
 pub mod config;
 mod consumer;
-pub mod day_state;
+mod day_state;
 pub mod db;
 mod dead_letter;
-pub mod erasure;
-pub mod incarnation;
-pub mod metrics;
+mod erasure;
+mod incarnation;
+mod metrics;
 mod ops;
 pub use model_schema as schema;
-pub mod series;
-pub mod sql;
-pub mod sync_outcome;
+mod series;
+mod sql;
+mod sync_outcome;
 pub mod topics;
 mod worker;
+
+pub use chunk::local_midnight_ms;
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -119,7 +125,7 @@ pub async fn adopt_live_topic(settings: &Settings) -> anyhow::Result<incarnation
 /// position, no watermark, a cold cache. The in-request write of `baseline`, the architecture
 /// `make bench` measures this one against; the processor itself never calls it. Blocking.
 pub fn apply_in_request(conn: &mut diesel::PgConnection, event: events::DeviceSynced) -> anyhow::Result<()> {
-    use crate::apply::{Item, ModelWriter};
+    use crate::apply::{ConsumedSync, ModelWriter};
     use crate::sync_outcome::{Position, SyncOutcome};
     let outcome = SyncOutcome::processed(&event, Position { partition: -1, offset: -1 }).map_err(anyhow::Error::msg)?;
     let cache = Mutex::new(ModelCache::new(64 << 20, cache::CacheMetrics::unregistered()));
@@ -129,7 +135,7 @@ pub fn apply_in_request(conn: &mut diesel::PgConnection, event: events::DeviceSy
         max_series_days: Settings::default().max_series_days,
         watermarked: false,
     };
-    writer.apply(conn, -1, -1, &[Item { outcome, event: Some(event) }.into()])?;
+    writer.apply(conn, -1, -1, &[ConsumedSync { outcome, event: Some(event) }.into()])?;
     Ok(())
 }
 

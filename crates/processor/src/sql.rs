@@ -40,11 +40,8 @@ pub fn watermarks(conn: &mut PgConnection, topic: &str) -> QueryResult<std::coll
         .collect())
 }
 
-/// The channel `notify` announces raised watermarks on, with `{"topic", "partition", "offset"}`.
-pub const WATERMARK_CHANNEL: &str = "processor_watermarks";
-
 /// Raises the watermark; with `notify`, in the same statement, queues a notification on
-/// [`WATERMARK_CHANNEL`] that PostgreSQL delivers only when the transaction commits (no extra
+/// [`model_schema::WATERMARK_CHANNEL`] that PostgreSQL delivers only when the transaction commits (no extra
 /// round trip on the hot path).
 pub fn raise_watermark(
     conn: &mut PgConnection,
@@ -57,13 +54,14 @@ pub fn raise_watermark(
         "WITH raised AS (UPDATE partition_watermarks \
          SET committed_offset = GREATEST(committed_offset, $3), updated_at = now() \
          WHERE topic = $1 AND kafka_partition = $2 RETURNING topic, kafka_partition, committed_offset) \
-         SELECT pg_notify('processor_watermarks', json_build_object('topic', topic, 'partition', kafka_partition, \
+         SELECT pg_notify($5, json_build_object('topic', topic, 'partition', kafka_partition, \
          'offset', committed_offset)::text) FROM raised WHERE $4",
     )
     .bind::<Text, _>(topic)
     .bind::<Integer, _>(partition)
     .bind::<BigInt, _>(offset)
     .bind::<Bool, _>(notify)
+    .bind::<Text, _>(model_schema::WATERMARK_CHANNEL)
     .execute(conn)?;
     Ok(())
 }

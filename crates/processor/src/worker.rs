@@ -34,7 +34,7 @@ use service_kit::readiness::Condition;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{Applied, ApplyError, Item, ModelWriter, Record};
+use crate::apply::{Applied, ApplyError, ConsumedSync, ModelWriter, Record};
 use crate::cache::ModelCache;
 use crate::config::Settings;
 use crate::consumer::ProcessorConsumer;
@@ -201,7 +201,7 @@ impl Worker {
             }),
             Ok(LogEvent::DeviceSynced(event)) => Ok(match SyncOutcome::processed(&event, at) {
                 Ok(outcome) => match crate::chunk::check_sample_times(&event, self.settings.max_series_days) {
-                    Ok(()) => Decoded::Apply(Box::new(Record::Sync(Box::new(Item { outcome, event: Some(*event) })))),
+                    Ok(()) => Decoded::Apply(Box::new(Record::Sync(Box::new(ConsumedSync { outcome, event: Some(*event) })))),
                     Err(reason) => {
                         Decoded::Poison(Poison::unusable("processor.TimeOutOfBounds", reason), Some(Box::new(outcome)))
                     }
@@ -258,7 +258,7 @@ impl Worker {
                         return false;
                     }
                     dead_letter::failed_outcome(message, outcome.as_deref(), &poison.message)
-                        .map(|outcome| Record::Sync(Box::new(Item { outcome, event: None })))
+                        .map(|outcome| Record::Sync(Box::new(ConsumedSync { outcome, event: None })))
                 }
             };
             if let Some(item) = item {
@@ -498,7 +498,7 @@ impl Worker {
                     }
                     let at = Position { partition, offset };
                     let replacement = match &items[range.start] {
-                        Record::Sync(item) => Record::Sync(Box::new(Item {
+                        Record::Sync(item) => Record::Sync(Box::new(ConsumedSync {
                             outcome: SyncOutcome::failed(
                                 item.outcome.sync_id,
                                 Some(item.outcome.event_id),

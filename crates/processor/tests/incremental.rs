@@ -21,7 +21,7 @@ const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
 
 fn day0() -> i64 {
-    processor::chunk::local_midnight_ms(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(), 0)
+    processor::local_midnight_ms(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(), 0)
 }
 
 /// Heart rate every `step_ms` at `bpm` over [from, to) from `device`, with steps per minute and

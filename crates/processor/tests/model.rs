@@ -19,7 +19,7 @@ const HOUR: i64 = 60 * MIN;
 
 /// UTC midnight of 2026-03-02 (the user's zone is UTC here).
 fn day0() -> i64 {
-    processor::chunk::local_midnight_ms(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(), 0)
+    processor::local_midnight_ms(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(), 0)
 }
 
 /// An event with heart rate every 5 s at `bpm` over [from, to), steps per minute over the same

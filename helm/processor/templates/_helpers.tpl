@@ -104,6 +104,7 @@ PROCESSOR_TOPIC_REPLICATION: {{ .Values.topics.replicationFactor | int64 | quote
 PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS: {{ .Values.topics.minInsyncReplicas | int64 | quote }}
 PROCESSOR_TOPIC_RETENTION_MS: {{ .Values.topics.retentionMs | int64 | quote }}
 RUST_LOG: {{ $c.rustLog | quote }}
+LOG_FORMAT: {{ $c.logFormat | quote }}
 PROCESSOR_DB_POOL_SIZE: {{ $c.dbPoolSize | int64 | quote }}
 PROCESSOR_BATCH_MAX_EVENTS: {{ $c.batchMaxEvents | int64 | quote }}
 PROCESSOR_BATCH_MAX_WAIT_MS: {{ $c.batchMaxWaitMs | int64 | quote }}
