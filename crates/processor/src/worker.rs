@@ -201,7 +201,9 @@ impl Worker {
             }),
             Ok(LogEvent::DeviceSynced(event)) => Ok(match SyncOutcome::processed(&event, at) {
                 Ok(outcome) => match crate::chunk::check_sample_times(&event, self.settings.max_series_days) {
-                    Ok(()) => Decoded::Apply(Box::new(Record::Sync(Box::new(ConsumedSync { outcome, event: Some(*event) })))),
+                    Ok(()) => {
+                        Decoded::Apply(Box::new(Record::Sync(Box::new(ConsumedSync { outcome, event: Some(*event) }))))
+                    }
                     Err(reason) => {
                         Decoded::Poison(Poison::unusable("processor.TimeOutOfBounds", reason), Some(Box::new(outcome)))
                     }

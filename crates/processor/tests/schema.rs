@@ -15,7 +15,8 @@ use testkit::TestDatabase;
 fn defined_columns<T>(table: T) -> (String, BTreeSet<String>)
 where
     T: Table + diesel::query_dsl::methods::SelectDsl<<T as Table>::AllColumns>,
-    <T as diesel::query_dsl::methods::SelectDsl<<T as Table>::AllColumns>>::Output: diesel::query_builder::QueryFragment<Pg>,
+    <T as diesel::query_dsl::methods::SelectDsl<<T as Table>::AllColumns>>::Output:
+        diesel::query_builder::QueryFragment<Pg>,
 {
     let sql = diesel::debug_query::<Pg, _>(&table.select(T::all_columns())).to_string();
     // SELECT "t"."a", "t"."b" FROM "t" -- binds: []
