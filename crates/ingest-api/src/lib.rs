@@ -127,13 +127,7 @@ impl Application {
     /// Serves until `shutdown` is cancelled: then it stops accepting, finishes in-flight
     /// requests (up to 30 s), and flushes the producer so nothing acknowledged or queued is lost.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let handle = self.server.handle();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            log::info!("stopping: finishing the requests in flight, then flushing the producer");
-            handle.stop(true).await;
-        });
-        self.server.await?;
+        service_kit::http::serve_until_cancelled(self.server, shutdown).await?;
         drop(self._listener);
         let publisher = self.publisher;
         tokio::task::spawn_blocking(move || publisher.flush(routes::FLUSH_TIMEOUT))

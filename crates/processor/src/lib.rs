@@ -30,7 +30,7 @@ pub use chunk::local_midnight_ms;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use anyhow::Context;
 use log::info;
 use service_kit::readiness::Condition;
@@ -95,10 +95,11 @@ impl Application {
     /// Consumes until `shutdown` fires: then the current batch is finished, its offsets
     /// committed, the group left, and the ops endpoints stopped.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let handle: ServerHandle = self.ops_server.handle();
-        let ops = tokio::spawn(self.ops_server);
+        // The ops endpoints answer until the worker has finished (readiness says it is stopping).
+        let stop_ops = CancellationToken::new();
+        let ops = tokio::spawn(service_kit::http::serve_until_cancelled(self.ops_server, stop_ops.clone()));
         let result = self.worker.run(shutdown).await;
-        handle.stop(true).await;
+        stop_ops.cancel();
         let _ = ops.await;
         result
     }

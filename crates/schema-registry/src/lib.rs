@@ -168,13 +168,7 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then finishes the requests in flight (up to 30 s).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let handle = self.server.handle();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            log::info!("stopping: finishing the requests in flight");
-            handle.stop(true).await;
-        });
-        self.server.await?;
+        service_kit::http::serve_until_cancelled(self.server, shutdown).await?;
         log::info!("stopped");
         Ok(())
     }

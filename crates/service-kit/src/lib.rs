@@ -9,6 +9,7 @@
 pub mod backoff;
 pub mod db;
 pub mod env;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod readiness;
