@@ -6,10 +6,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::r2d2::CustomizeConnection;
 use model_schema::{daily_metrics, partition_watermarks, rolling_metrics, sync_status, Outcome};
+use service_kit::db::PoolBuilder;
 
-pub type ReadPool = Pool<ConnectionManager<PgConnection>>;
+pub type ReadPool = service_kit::db::PgPool;
 
 /// Every connection of the pool refuses writes: the command side never writes the database, and
 /// the read side cannot by mistake.
@@ -24,12 +25,7 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for ReadOnly {
 
 /// Built without connecting: the command path must not depend on the database being up.
 pub fn pool(url: &str, size: u32) -> ReadPool {
-    Pool::builder()
-        .max_size(size)
-        .min_idle(Some(0))
-        .connection_timeout(Duration::from_secs(3))
-        .connection_customizer(Box::new(ReadOnly))
-        .build_unchecked(ConnectionManager::new(url))
+    PoolBuilder::new(url, size).connection_timeout(Duration::from_secs(3)).customize(ReadOnly).build()
 }
 
 #[derive(Debug, Clone, Queryable)]

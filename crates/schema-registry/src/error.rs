@@ -116,6 +116,15 @@ impl From<r2d2::Error> for ApiError {
     }
 }
 
+impl From<service_kit::db::DbUnavailable> for ApiError {
+    fn from(e: service_kit::db::DbUnavailable) -> Self {
+        match e {
+            service_kit::db::DbUnavailable::Pool(e) => e.into(),
+            other => ApiError::Store(other.to_string()),
+        }
+    }
+}
+
 impl From<avro_compat::UnknownLevel> for ApiError {
     fn from(e: avro_compat::UnknownLevel) -> Self {
         ApiError::InvalidCompatibilityLevel(e.0)

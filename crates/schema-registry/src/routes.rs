@@ -53,13 +53,7 @@ async fn db<T: Send + 'static>(
     state: &web::Data<AppState>,
     f: impl FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        f(&mut conn)
-    })
-    .await
-    .map_err(|e| ApiError::Store(e.to_string()))?
+    service_kit::db::blocking(&state.pool, f).await
 }
 
 /// Accepts the registry's content types and plain JSON; parses the body.
