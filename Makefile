@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/fitness/target
 export FITNESS_TOOLS_DIR ?= $(HOME)/.cache/fitness/tools
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run stop test lint deny build fmt tools schemas-check schemas-diff schemas-register helm-check bench chaos fuzz
+.PHONY: help run stop test lint deny build fmt tools schemas-check schemas-diff schemas-register helm-check bench chaos fuzz openapi
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 
 deny: ## Supply-chain policy (deny.toml): licenses, banned crates, sources; offline
 	@source deploy/lib.sh && ensure_cargo_deny && "$$CARGO_DENY_BIN" --offline check --hide-inclusion-graph licenses bans sources
+
+openapi: ## Write crates/ingest-api/openapi.json, the OpenAPI document generated from the code (a test fails when it is stale)
+	cargo run -q --locked -p ingest-api --bin ingest-api -- openapi > crates/ingest-api/openapi.json.tmp
+	mv crates/ingest-api/openapi.json.tmp crates/ingest-api/openapi.json
 
 schemas-check: ## Every schema version compatible with the earlier ones at its level; generated code current
 	cargo run -q --locked -p schema-tool --bin schemas -- check

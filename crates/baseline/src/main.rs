@@ -62,8 +62,7 @@ async fn sync(req: HttpRequest, device: web::Path<String>, body: web::Bytes, sta
     };
     let sync_id = sync.sync_id;
 
-    let event =
-        ingest_api::event::device_synced(sync, &claims.sub, &device, uuid::Uuid::new_v4(), now.timestamp_millis());
+    let event = sync.into_event(&claims.sub, &device, uuid::Uuid::new_v4(), now.timestamp_millis());
     let pool = state.pool.clone();
     // The whole processing and the database write, inside the request, from the database alone:
     // a request has no consumer-owned memory of the user, so its cache starts cold.

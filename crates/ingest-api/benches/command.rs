@@ -11,7 +11,6 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use events::device_synced::{schema, DeviceSynced};
 use ingest_api::command::{parse, parse_command, parse_typed};
 use ingest_api::config::Limits;
-use ingest_api::event::device_synced;
 use ingest_api::example::standard_sync;
 
 /// The allocator production runs with (src/main.rs).
@@ -41,14 +40,14 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || sync.clone(),
             |sync| {
-                let event = device_synced(sync, "user", "device", uuid::Uuid::nil(), now);
+                let event = sync.into_event("user", "device", uuid::Uuid::nil(), now);
                 events::avro::framed(1, &event, body.len() / 4)
             },
             criterion::BatchSize::SmallInput,
         )
     });
     let writer = GenericDatumWriter::builder(schema()).build().unwrap();
-    let event = device_synced(sync, "user", "device", uuid::Uuid::nil(), now);
+    let event = sync.into_event("user", "device", uuid::Uuid::nil(), now);
     c.bench_function("ingest: encode with apache-avro's serde writer (for comparison)", |b| {
         b.iter(|| writer.write_ser_to_vec(black_box(&event)).unwrap())
     });

@@ -19,11 +19,12 @@ use bytes::Bytes;
 use diesel::pg::{PgConnection, PgRowByRowLoadingMode};
 use diesel::prelude::*;
 use diesel::sql_types::{Bytea, Text};
-use serde_json::json;
+use serde::Serialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use utoipa::ToSchema;
 
 use crate::problem::ApiError;
-use crate::reads;
+use crate::reads::{self, ConsistencyHeader, ConsistencyParams, Freshness};
 use crate::AppState;
 
 /// Lines buffered between the reader and the client.
@@ -58,6 +59,73 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/users/{user_id}/export", web::get().to(export));
 }
 
+/// One line of an export (`application/x-ndjson`), by its `type`: `export` first, then one line
+/// per stored row (`profile`, `sync`, `day`, `rolling`, `erasure`: the row as `data`; `samples`:
+/// a day's raw samples of one sync, decoded), and `end` last. An `error` line says why a stream
+/// stopped early, when it can.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ExportLine {
+    /// Who, when, and how fresh
+    Export {
+        user_id: String,
+        generated_at: chrono::DateTime<chrono::Utc>,
+        freshness: Freshness,
+        /// How to read the stream
+        format: &'static str,
+    },
+    /// The user's profile row
+    Profile {
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+    },
+    /// A processed sync's row
+    Sync {
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+    },
+    /// A day's row
+    Day {
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+    },
+    /// A rolling-outputs row
+    Rolling {
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+    },
+    /// An erasure receipt
+    Erasure {
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+    },
+    /// A day's raw samples from one sync, decoded (`samples.undecodable` says why not, when not)
+    Samples {
+        /// user_id, local_date, sync_id, device_id, utc_offset_minutes, phone_time_ms
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+        #[schema(value_type = Object)]
+        samples: serde_json::Value,
+    },
+    /// The last line: the export is complete, with this many lines (this one included)
+    End { lines: u64 },
+    /// The export stopped early, for this reason
+    Error { detail: String },
+}
+
+impl ExportLine {
+    fn line(&self) -> String {
+        serde_json::to_string(self).expect("an export line serializes")
+    }
+}
+
+/// Samples that could not be decoded, in place of them.
+#[derive(Debug, Serialize)]
+struct Undecodable {
+    undecodable: String,
+    bytes: usize,
+}
+
 #[derive(QueryableByName)]
 struct JsonRow {
     #[diesel(sql_type = Text)]
@@ -87,7 +155,41 @@ enum Stopped {
     Pool(#[from] r2d2::Error),
 }
 
-async fn export(
+/// Everything stored about the user, as NDJSON (GDPR Article 20)
+///
+/// Streams from one read-only snapshot: a first {"type":"export"} line (user, time, freshness), one
+/// line per stored row ({"type":"profile"|"sync"|"day"|"rolling"|"erasure","data":{...}}, and
+/// {"type":"samples","data":{...},"samples":{...}} with the raw samples decoded), then
+/// {"type":"end","lines":N}. A stream without its end line is incomplete; an {"type":"error"} line
+/// says why when it can. Every line is an `ExportLine` (components.schemas). Only the user's own
+/// token. At most INGEST_EXPORT_MAX_CONCURRENT run at once.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/export",
+    operation_id = "exportUserData",
+    extensions(("x-auth" = json!("user"))),
+    params(
+        ("user_id" = String, Path, description = "The user; only their own token"),
+        ConsistencyParams,
+        ConsistencyHeader,
+    ),
+    responses(
+        (status = 200, description = "the NDJSON stream: one ExportLine per line", body = String, content_type = "application/x-ndjson",
+            headers(
+                ("X-Processed-Position" = String, description = "partition:committed_offset"),
+                ("Content-Disposition" = String, description = "attachment; filename=\"export.ndjson\""),
+            )),
+        (status = 400, response = crate::openapi::BadQuery),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::NotTheUsersToken),
+        (status = 409, response = crate::openapi::NotYetProcessed),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, description = "the database cannot be read right now, or the most exports that may run at once are running (busy, Retry-After: 30)",
+            body = crate::problem::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = inline(crate::openapi::RetrySeconds), description = "Seconds to wait"))),
+    )
+)]
+pub(crate) async fn export(
     req: HttpRequest,
     user: web::Path<String>,
     state: web::Data<AppState>,
@@ -102,31 +204,30 @@ async fn export(
         })?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL_LINES);
     let pool = state.read_pool.clone();
-    let header_line = json!({
-        "type": "export",
-        "user_id": user,
-        "generated_at": chrono::Utc::now(),
-        "freshness": {"partition": partition, "committed_offset": committed},
-        "format": "one JSON object per line; complete when the last line is {\"type\":\"end\"}",
-    });
+    let header_line = ExportLine::Export {
+        user_id: user.clone(),
+        generated_at: chrono::Utc::now(),
+        freshness: Freshness { partition, committed_offset: committed },
+        format: "one JSON object per line; complete when the last line is {\"type\":\"end\"}",
+    };
     let mut sink =
         Sink { tx, runtime: tokio::runtime::Handle::current(), lines: 0, deadline: Instant::now() + MAX_DURATION };
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let result = (|| -> Result<(), Stopped> {
-            sink.send(header_line.to_string())?;
+            sink.send(header_line.line())?;
             let mut conn = pool.get()?;
             conn.build_transaction().repeatable_read().read_only().run(|c| write_user(c, &user, &mut sink))
         })();
         match result {
             Ok(()) => {
-                let end = json!({"type": "end", "lines": sink.lines + 1}).to_string();
+                let end = ExportLine::End { lines: sink.lines + 1 }.line();
                 let _ = sink.send(end);
             }
             Err(Stopped::ClientGone) => log::info!("export of a user stopped: the client went away"),
             Err(e) => {
                 log::warn!("export of a user stopped after {} lines: {e}", sink.lines);
-                let _ = sink.send(json!({"type": "error", "detail": e.to_string()}).to_string());
+                let _ = sink.send(ExportLine::Error { detail: e.to_string() }.line());
             }
         }
     });
@@ -154,7 +255,8 @@ fn write_user(conn: &mut PgConnection, user: &str, sink: &mut Sink) -> Result<()
         let row = row?;
         let samples = match model_schema::chunk_codec::decode_to_json(&row.samples) {
             Ok(v) => v,
-            Err(e) => json!({"undecodable": e.to_string(), "bytes": row.samples.len()}),
+            Err(e) => serde_json::to_value(Undecodable { undecodable: e.to_string(), bytes: row.samples.len() })
+                .expect("a struct of a string and a number serializes"),
         };
         sink.send(format!(r#"{{"type":"samples","data":{},"samples":{samples}}}"#, row.meta))?;
     }

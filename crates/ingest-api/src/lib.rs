@@ -6,14 +6,13 @@ pub mod command;
 pub mod config;
 pub mod dashboard;
 pub mod erasure;
-pub mod event;
 pub mod example;
 pub mod export;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod publisher;
 pub mod rate_limit;
-pub mod read_model;
 pub mod reads;
 pub mod routes;
 pub mod watermark_feed;
@@ -41,7 +40,7 @@ pub struct AppState {
     pub verifier: auth::Verifier,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
-    pub read_pool: read_model::ReadPool,
+    pub read_pool: reads::queries::ReadPool,
     /// Token buckets per device and per user, checked right after authentication.
     pub rate_limits: rate_limit::RateLimiters,
     /// The processor's watermarks, pushed by its commits; waiting reads wait on it.
@@ -90,7 +89,7 @@ impl Application {
             verifier: auth::Verifier::new(&settings)?,
             publisher: publisher.clone(),
             metrics,
-            read_pool: read_model::pool(&settings.read_database_url, settings.read_pool_size),
+            read_pool: reads::queries::pool(&settings.read_database_url, settings.read_pool_size),
             served: AtomicU64::new(0),
             settings,
         });
@@ -110,6 +109,7 @@ impl Application {
                 .configure(erasure::configure)
                 .configure(export::configure)
                 .configure(dashboard::configure)
+                .default_service(web::to(problem::no_route))
         })
         .workers(workers)
         .listen(listener)?

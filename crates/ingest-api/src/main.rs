@@ -27,6 +27,11 @@ async fn main() {
             println!("{:#}", ingest_api::example::standard_sync(uuid::Uuid::new_v4(), now, 1, false));
             Ok(())
         }
+        // For `make openapi`: the OpenAPI document the service serves, generated from the code.
+        Some("openapi") => {
+            println!("{}", ingest_api::openapi::json());
+            Ok(())
+        }
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

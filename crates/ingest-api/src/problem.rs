@@ -5,15 +5,19 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::command::Violations;
+use crate::rate_limit::LimitKind;
+use crate::reads::Freshness;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One thing wrong with a command, located by a JSON pointer (RFC 6901) into the body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Violation {
+    /// JSON pointer into the request body
     pub pointer: String,
     pub detail: String,
 }
@@ -59,9 +63,106 @@ pub enum ApiError {
     Busy(String),
     #[error("{0}")]
     RateLimited(crate::rate_limit::Refusal),
+    #[error("no such route: {0}; the API is described at /openapi.json")]
+    NotFound(String),
+}
+
+/// An RFC 9457 problem, the body of every error (`application/problem+json`). `type` names the
+/// kind of problem (`https://fitness.example/problems/<slug>`), `title` is its name for people and
+/// `detail` what went wrong this time. Some kinds add members, listed below with when they appear.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// The violations found, at most 100 (422 only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub violations: Option<Vec<Violation>>,
+    /// All violations found (422 only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub violation_count: Option<usize>,
+    /// Violations found past the 100 listed (422 only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub unlisted_violations: Option<usize>,
+    /// How far the processor is in the partition of the token (409 only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub freshness: Option<Freshness>,
+    /// The offset the token needs processed (409 only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub required_offset: Option<i64>,
+    /// The rate limits exceeded (429 only), as draft-ietf-httpapi-ratelimit-headers names them
+    #[serde(rename = "violated-policies", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, inline)]
+    pub violated_policies: Option<Vec<RatePolicy>>,
+    /// Seconds to wait before sending the same request again (429 only; also Retry-After)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub retry_after_s: Option<u64>,
+}
+
+/// A rate limit, by the name its problem and its `RateLimit` header give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RatePolicy {
+    Device,
+    User,
+    Reads,
+}
+
+impl From<LimitKind> for RatePolicy {
+    fn from(kind: LimitKind) -> Self {
+        match kind {
+            LimitKind::Device => RatePolicy::Device,
+            LimitKind::User => RatePolicy::User,
+            LimitKind::Reads => RatePolicy::Reads,
+        }
+    }
 }
 
 impl ApiError {
+    /// The problem this error answers with: its body, as [`ResponseError::error_response`] sends it.
+    pub fn problem(&self) -> Problem {
+        let (slug, title) = self.kind();
+        let mut problem = Problem {
+            problem_type: format!("https://fitness.example/problems/{slug}"),
+            title,
+            status: self.status_code().as_u16(),
+            detail: self.to_string(),
+            violations: None,
+            violation_count: None,
+            unlisted_violations: None,
+            freshness: None,
+            required_offset: None,
+            violated_policies: None,
+            retry_after_s: None,
+        };
+        match self {
+            ApiError::Invalid(violations) => {
+                problem.violations = Some(violations.listed.clone());
+                problem.violation_count = Some(violations.total());
+                problem.unlisted_violations = Some(violations.unlisted);
+            }
+            ApiError::NotYetProcessed { partition, offset, committed } => {
+                problem.freshness = Some(Freshness { partition: *partition, committed_offset: *committed });
+                problem.required_offset = Some(*offset);
+            }
+            // The member the IETF RateLimit draft defines for its quota-exceeded problem.
+            ApiError::RateLimited(refusal) => {
+                problem.violated_policies = Some(vec![refusal.kind.into()]);
+                problem.retry_after_s = Some(refusal.retry_after_s);
+            }
+            _ => {}
+        }
+        problem
+    }
+
     fn kind(&self) -> (&'static str, &'static str) {
         match self {
             ApiError::MalformedJson(_) => ("malformed-json", "Malformed JSON"),
@@ -78,6 +179,7 @@ impl ApiError {
             ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
             ApiError::BadQuery(_) => ("bad-query", "Bad query"),
             ApiError::NotYetProcessed { .. } => ("not-yet-processed", "Not yet processed"),
+            ApiError::NotFound(_) => ("not-found", "Not found"),
         }
     }
 }
@@ -98,32 +200,13 @@ impl ResponseError for ApiError {
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NotYetProcessed { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (slug, title) = self.kind();
         let status = self.status_code();
-        let mut body = serde_json::json!({
-            "type": format!("https://fitness.example/problems/{slug}"),
-            "title": title,
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-        });
-        if let ApiError::Invalid(violations) = self {
-            body["violations"] = serde_json::to_value(&violations.listed).unwrap_or_default();
-            body["violation_count"] = violations.total().into();
-            body["unlisted_violations"] = violations.unlisted.into();
-        }
-        if let ApiError::NotYetProcessed { partition, offset, committed } = self {
-            body["freshness"] = serde_json::json!({"partition": partition, "committed_offset": committed});
-            body["required_offset"] = serde_json::json!(offset);
-        }
-        if let ApiError::RateLimited(refusal) = self {
-            // The member the IETF RateLimit draft defines for its quota-exceeded problem.
-            body["violated-policies"] = serde_json::json!([refusal.policy_name()]);
-            body["retry_after_s"] = refusal.retry_after_s.into();
-        }
+        let body = serde_json::to_string(&self.problem()).expect("a problem serializes");
         let mut res = HttpResponse::build(status);
         res.content_type(PROBLEM_JSON);
         match self {
@@ -150,7 +233,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.body(body.to_string())
+        res.body(body)
     }
 }
 
@@ -172,6 +255,17 @@ pub fn extractor_configs(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|e, req| query_error(&e, req).into()))
         .app_data(web::PathConfig::default().error_handler(|e, req| path_error(&e, req).into()))
         .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(|e, req| json_error(&e, req).into()));
+}
+
+/// The answer to a path no route serves (the app's default service): a 404 problem, not actix's
+/// empty body.
+pub async fn no_route(req: HttpRequest) -> HttpResponse {
+    let mut path = req.path().to_owned();
+    if let Some((cut, _)) = path.char_indices().nth(MAX_QUOTED_VALUE) {
+        path.truncate(cut);
+        path.push_str("...");
+    }
+    ApiError::NotFound(format!("{} {path:?}", req.method())).error_response()
 }
 
 /// Parses a query string into `T`. A value that does not parse is a 400 `bad-query` naming the
@@ -398,6 +492,24 @@ mod tests {
         assert!(detail.chars().count() <= MAX_EXTRACTOR_DETAIL, "{}", detail.len());
         let detail = bad_request(web_test::TestRequest::get().uri(&format!("/v1/syncs/{long}")), "bad-query").await;
         assert!(detail.chars().count() <= MAX_EXTRACTOR_DETAIL, "{}", detail.len());
+    }
+
+    #[test]
+    fn a_rate_limited_problem_names_its_policy_as_the_ratelimit_header_does() {
+        for kind in [LimitKind::Device, LimitKind::User, LimitKind::Reads] {
+            assert_eq!(serde_json::to_value(RatePolicy::from(kind)).unwrap(), kind.name());
+        }
+    }
+
+    #[test]
+    fn a_problem_has_only_the_members_of_its_kind() {
+        let body = serde_json::to_value(ApiError::BadQuery("x".into()).problem()).unwrap();
+        let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["detail", "status", "title", "type"]);
+        let conflict = ApiError::NotYetProcessed { partition: 1, offset: 9, committed: 4 }.problem();
+        let body = serde_json::to_value(&conflict).unwrap();
+        assert_eq!(body["freshness"], serde_json::json!({"partition": 1, "committed_offset": 4}));
+        assert_eq!(body["required_offset"], 9);
     }
 
     #[test]

@@ -6,20 +6,20 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures::StreamExt;
-use serde_json::json;
+use serde::Serialize;
 use service_kit::readiness::{self, Readiness};
+use utoipa::ToSchema;
 
 use crate::command::Rejection;
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Problem};
 use crate::publisher::PublishError;
-use crate::{command, event, AppState, CorrelationId};
-
-/// The OpenAPI 3.1 document, as committed in the repository.
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+use crate::{command, AppState, CorrelationId};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Extractor errors as problem+json, for every route of the app (the root App's app_data).
     cfg.configure(crate::problem::extractor_configs);
+    // The OpenAPI document is generated here, once, at start-up, rather than on the first request.
+    crate::openapi::json();
     cfg.route("/v1/devices/{device_id}/syncs", web::post().to(post_sync))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
@@ -27,9 +27,88 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(openapi));
 }
 
-/// `POST /v1/devices/{device_id}/syncs`: validate, publish one DeviceSynced, answer 202 once
-/// the broker acknowledged it. Never touches the database.
-async fn post_sync(
+/// The headers `POST /v1/devices/{device_id}/syncs` reads.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct SyncHeaders {
+    /// The sync id, if not in the body.
+    #[param(rename = "Idempotency-Key", nullable = false)]
+    pub idempotency_key: Option<uuid::Uuid>,
+    /// Correlation id, echoed and put on the Kafka record.
+    #[param(rename = "X-Request-Id", nullable = false)]
+    pub request_id: Option<String>,
+    /// A gzip body is decompressed, within the same size limit.
+    #[param(rename = "Content-Encoding", nullable = false, inline)]
+    pub content_encoding: Option<ContentEncoding>,
+}
+
+/// The encodings a sync's body may have.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ContentEncoding {
+    Gzip,
+    Identity,
+}
+
+/// The answer to an accepted sync: where its event is in Kafka, and how to read it back.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub sync_id: uuid::Uuid,
+    /// The DeviceSynced event (new on every send, retries included)
+    pub event_id: uuid::Uuid,
+    pub partition: i32,
+    pub offset: i64,
+    /// opaque; pass it to the read routes for read-your-writes
+    pub consistency_token: String,
+    /// The sync's status route, with the consistency token (also the Location header)
+    pub status_url: String,
+}
+
+/// Push a tracker's sync
+///
+/// Validates the SyncDevice command while the device waits (no database), publishes it as one
+/// DeviceSynced event keyed by the user, and answers 202 once Kafka acknowledged it with acks=all.
+#[utoipa::path(
+    post,
+    path = "/v1/devices/{device_id}/syncs",
+    operation_id = "postSync",
+    extensions(("x-auth" = json!("device"))),
+    params(("device_id" = String, Path, description = "The device; its token must name it"), SyncHeaders),
+    request_body(
+        content = crate::openapi::SyncCommand,
+        content_type = "application/json",
+        examples(("standard" = (
+            summary = "A standard sync: 15 minutes of wear",
+            value = json!(crate::openapi::examples::standard_sync())
+        )))
+    ),
+    responses(
+        (status = 202, description = "Durable in Kafka (acks=all). Location points at the sync's status.", body = Accepted,
+            headers(("Location" = String, description = "the status URL with the consistency token")),
+            example = json!(crate::openapi::examples::accepted())),
+        (status = 400, description = "Malformed JSON, or a gzip body that does not decompress", body = Problem,
+            content_type = "application/problem+json", example = json!(crate::openapi::examples::malformed_json())),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "a user token, or the token of another device; the detail says which", body = Problem,
+            content_type = "application/problem+json", example = json!(crate::openapi::examples::wrong_device())),
+        (status = 413, description = "Request too large: the body (as sent or decompressed) is over INGEST_MAX_BODY_BYTES, or its event would be over INGEST_MAX_EVENT_BYTES. Do not retry the same body: split the sync.",
+            body = Problem, content_type = "application/problem+json",
+            examples(
+                ("body" = (value = json!(crate::openapi::examples::body_too_large()))),
+                ("event" = (value = json!(crate::openapi::examples::event_too_large()))),
+            )),
+        (status = 415, description = "Unsupported media type: the body is not JSON, or its Content-Encoding is not gzip", body = Problem,
+            content_type = "application/problem+json", example = json!(crate::openapi::examples::unsupported_media_type())),
+        (status = 422, description = "The sync command is not valid: every violation with a JSON pointer, at most 100 listed (violation_count says how many were found, unlisted_violations how many are not listed; samples past the per-kind limit are counted in the limit's violation, not checked one by one). Includes a phone clock more than INGEST_MAX_CLOCK_SKEW_SECONDS (24 h) from the server's.",
+            body = Problem, content_type = "application/problem+json", example = json!(crate::openapi::examples::invalid_command())),
+        (status = 429, response = crate::openapi::RateLimited),
+        (status = 503, description = "Kafka could not take the event; nothing was accepted. Retry with the same sync_id after Retry-After seconds.",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = inline(crate::openapi::RetrySeconds), description = "Seconds to wait")),
+            example = json!(crate::openapi::examples::kafka_unavailable())),
+    )
+)]
+pub(crate) async fn post_sync(
     req: HttpRequest,
     device_id: web::Path<String>,
     payload: web::Payload,
@@ -50,7 +129,7 @@ async fn post_sync(
 
     let sync_id = sync.sync_id;
     let event_id = uuid::Uuid::new_v4();
-    let event = event::device_synced(sync, &claims.sub, &device_id, event_id, now_ms);
+    let event = sync.into_event(&claims.sub, &device_id, event_id, now_ms);
     let correlation = req.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
     let delivery = state.publisher.publish(&event, &correlation, body.len() / 4).await.map_err(|e| {
         log::warn!("sync {sync_id} not accepted: {e}");
@@ -62,14 +141,14 @@ async fn post_sync(
     })?;
     let token = events::ConsistencyToken { partition: delivery.partition, offset: delivery.offset }.to_string();
     let status_url = format!("/v1/syncs/{sync_id}?consistency_token={token}");
-    Ok(HttpResponse::Accepted().insert_header((header::LOCATION, status_url.clone())).json(json!({
-        "sync_id": sync_id,
-        "event_id": event_id,
-        "partition": delivery.partition,
-        "offset": delivery.offset,
-        "consistency_token": token,
-        "status_url": status_url,
-    })))
+    Ok(HttpResponse::Accepted().insert_header((header::LOCATION, status_url.clone())).json(Accepted {
+        sync_id,
+        event_id,
+        partition: delivery.partition,
+        offset: delivery.offset,
+        consistency_token: token,
+        status_url,
+    }))
 }
 
 fn check_content_type(req: &HttpRequest) -> Result<(), ApiError> {
@@ -113,13 +192,33 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     }
 }
 
-/// The process is up and serving HTTP.
-async fn healthz() -> HttpResponse {
+/// The process is alive
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    extensions(("x-auth" = json!("public"))),
+    responses((status = 200, description = "alive", body = inline(crate::openapi::Alive))),
+)]
+pub(crate) async fn healthz() -> HttpResponse {
     readiness::alive()
 }
 
-/// Ready when the broker knows the topic and the schema is registered.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// The broker knows the topic and the schema is registered
+///
+/// The watermark listener (the read side's wake-ups) is reported but not required: the command
+/// path never needs the database.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    extensions(("x-auth" = json!("public"))),
+    responses(
+        (status = 200, description = "ready", body = inline(crate::openapi::Readiness)),
+        (status = 503, description = "not ready, with the reason", body = inline(crate::openapi::Readiness)),
+    ),
+)]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let publisher = state.publisher.clone();
     let broker = web::block(move || publisher.broker_reachable()).await.unwrap_or_else(|e| Err(e.to_string()));
     let schema = if state.publisher.schema_registered() {
@@ -139,13 +238,29 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .into_response()
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus metrics
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    extensions(("x-auth" = json!("public"))),
+    responses((status = 200, description = "text exposition format", body = String, content_type = "text/plain")),
+)]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.queue_depth.set(i64::from(state.publisher.queue_depth()));
     service_kit::metrics::response(&state.metrics.registry)
 }
 
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(OPENAPI_JSON)
+/// This document
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    extensions(("x-auth" = json!("public"))),
+    responses((status = 200, description = "OpenAPI 3.1", body = Object, content_type = "application/json")),
+)]
+pub(crate) async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(crate::openapi::json())
 }
 
 /// How long `run_until_stopped` waits for the producer to drain at shutdown.

@@ -222,7 +222,7 @@ impl WatermarkFeed {
             .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
         diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
         // LISTEN first, then read: a commit in between is in both, never in neither.
-        for (partition, offset) in crate::read_model::watermarks(&mut conn, &self.topic)? {
+        for (partition, offset) in crate::reads::queries::watermarks(&mut conn, &self.topic)? {
             self.publish(partition, offset, true);
         }
         self.connected.store(true, Ordering::Relaxed);

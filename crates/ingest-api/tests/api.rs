@@ -334,7 +334,7 @@ async fn metrics_and_openapi() {
     let committed: Value =
         serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json")).unwrap())
             .unwrap();
-    assert_eq!(doc, committed, "the served document is the committed one");
+    assert_eq!(doc, committed, "the served document is the committed one (run `make openapi`)");
     assert_eq!(doc["openapi"], json!("3.1.0"));
     // Every documented route exists.
     for (path, item) in doc["paths"].as_object().unwrap() {

@@ -69,5 +69,16 @@ async fn malformed_queries_and_paths_get_a_problem_naming_the_parameter() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap_or_default());
+
+    // A path no route serves is a 404 problem too, not an empty body.
+    for path in ["/v1/nothing-here", "/v1/users/x/days/extra", &format!("/{}", "a".repeat(3000))] {
+        let res = stack.http.get(format!("{}{path}", stack.api)).bearer_auth(&token).send().await.unwrap();
+        let status = res.status();
+        let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        assert_eq!((status, content_type.as_str()), (StatusCode::NOT_FOUND, "application/problem+json"), "{path}");
+        assert_eq!(body["type"], "https://fitness.example/problems/not-found", "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| d.len() < 200), "bounded detail: {body}");
+    }
     stack.stop().await;
 }

@@ -82,7 +82,7 @@ fn producer_reader() -> &'static GenericDatumReader<'static> {
 /// An accepted command becomes an event that survives the generated encoder and the schema.
 fn check_accepted(sync: ValidSync) -> TestCaseResult {
     prop_assert!(sync.window_start_ms <= sync.window_end_ms, "window {}..{}", sync.window_start_ms, sync.window_end_ms);
-    let event = ingest_api::event::device_synced(sync, "user-1", "device-1", uuid::Uuid::from_u128(1), NOW);
+    let event = sync.into_event("user-1", "device-1", uuid::Uuid::from_u128(1), NOW);
     let mut bytes = Vec::new();
     event.encode(&mut bytes);
     let back: DeviceSynced = producer_reader()

@@ -2,11 +2,12 @@
 //! of caller, against the real service (broker, registry, PostgreSQL, processor), with the
 //! expected status and, for each 403, the reason its detail must name.
 //!
-//! Who may call an operation is its `x-auth` in openapi.json: `public`, `device` (the path's
-//! device's token), `owner` (the user's token or one of their devices'), `user` (the user's own
-//! token only). The test fails when an operation has no `x-auth`, and when the service registers
-//! a route the document does not describe (found by reading the `.route(...)` calls in src/), so
-//! a new route cannot skip the matrix.
+//! Who may call an operation is its `x-auth` in the OpenAPI document (generated from the
+//! handlers' `#[utoipa::path(..., extensions(("x-auth" = ...)))]`, and committed as openapi.json):
+//! `public`, `device` (the path's device's token), `owner` (the user's token or one of their
+//! devices'), `user` (the user's own token only). The test fails when an operation has no
+//! `x-auth`, and when the service registers a route the document does not describe (found by
+//! reading the `.route(...)` calls in src/), so a new route cannot skip the matrix.
 
 mod keys;
 mod stack;
@@ -111,8 +112,9 @@ struct Operation {
     success: BTreeSet<u16>,
 }
 
+/// The document the service serves (and `make openapi` commits).
 fn openapi() -> Value {
-    serde_json::from_str(ingest_api::routes::OPENAPI_JSON).expect("openapi.json is JSON")
+    serde_json::from_str(ingest_api::openapi::json()).expect("the OpenAPI document is JSON")
 }
 
 /// Every operation of the document, with its `x-auth`, and checks that `security` agrees.
@@ -225,10 +227,10 @@ fn every_served_route_is_in_the_document_and_every_operation_has_an_x_auth() {
     undocumented.sort();
     assert!(
         undocumented.is_empty(),
-        "routes served but not in openapi.json (add them, with x-auth, so the isolation matrix covers them): {undocumented:?}"
+        "routes served but not in the OpenAPI document (give their handlers #[utoipa::path] with an x-auth, list them in src/openapi.rs, run `make openapi`): {undocumented:?}"
     );
     let unserved: Vec<_> = documented.difference(&served).collect();
-    assert!(unserved.is_empty(), "operations in openapi.json the service does not register: {unserved:?}");
+    assert!(unserved.is_empty(), "operations in the OpenAPI document the service does not register: {unserved:?}");
 }
 
 use stack::{Stack, SECRET};

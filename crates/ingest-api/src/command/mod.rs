@@ -26,6 +26,7 @@
 
 mod clean;
 pub mod full;
+mod to_event;
 pub mod typed;
 
 use std::collections::BTreeMap;

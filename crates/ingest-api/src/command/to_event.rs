@@ -3,7 +3,7 @@
 use events::device_synced::{ClockInfo, HeartRateSeries, SequenceRange, Spo2Series, StepSeries, TimeZoneInfo};
 use events::DeviceSynced;
 
-use crate::command::ValidSync;
+use super::ValidSync;
 
 /// Successive differences, the first relative to `origin`.
 fn deltas(origin: i64, times: impl Iterator<Item = i64>) -> Vec<i64> {
@@ -17,7 +17,15 @@ fn deltas(origin: i64, times: impl Iterator<Item = i64>) -> Vec<i64> {
         .collect()
 }
 
-pub fn device_synced(
+impl ValidSync {
+    /// The event this sync is published as, for `user_id`'s `device_id`, accepted at
+    /// `ingested_at_ms` (server clock).
+    pub fn into_event(self, user_id: &str, device_id: &str, event_id: uuid::Uuid, ingested_at_ms: i64) -> DeviceSynced {
+        device_synced(self, user_id, device_id, event_id, ingested_at_ms)
+    }
+}
+
+fn device_synced(
     sync: ValidSync,
     user_id: &str,
     device_id: &str,
