@@ -67,6 +67,13 @@ pub enum ApiError {
     NotFound(String),
 }
 
+/// A read connection could not be had: the read side is unavailable, retry.
+impl From<service_kit::db::DbUnavailable> for ApiError {
+    fn from(e: service_kit::db::DbUnavailable) -> Self {
+        ApiError::ReadUnavailable(e.to_string())
+    }
+}
+
 /// An RFC 9457 problem, the body of every error (`application/problem+json`). `type` names the
 /// kind of problem (`https://fitness.example/problems/<slug>`), `title` is its name for people and
 /// `detail` what went wrong this time. Some kinds add members, listed below with when they appear.

@@ -114,13 +114,8 @@ pub(crate) async fn db<T: Send + 'static>(
     state: &web::Data<AppState>,
     f: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let pool = state.read_pool.clone();
-    web::block(move || {
-        let mut conn = pool.get().map_err(|e| ApiError::ReadUnavailable(e.to_string()))?;
-        f(&mut conn).map_err(|e| ApiError::ReadUnavailable(e.to_string()))
-    })
-    .await
-    .map_err(|e| ApiError::ReadUnavailable(e.to_string()))?
+    service_kit::db::blocking(&state.read_pool, move |c| f(c).map_err(|e| ApiError::ReadUnavailable(e.to_string())))
+        .await
 }
 
 /// Like [`db`], for a response built from several statements: they read one snapshot (a
