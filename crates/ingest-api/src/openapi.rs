@@ -211,6 +211,26 @@ pub struct RateLimited(pub Problem);
 )]
 pub struct ReadUnavailable(pub Problem);
 
+/// The errors every read of a user's model answers (days, model, recent syncs), one list so the
+/// operations cannot drift apart: each a `$ref` to the shared response above.
+pub struct ModelReadErrors;
+
+impl utoipa::IntoResponses for ModelReadErrors {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        [
+            ("400", "BadQuery"),
+            ("401", "Unauthorized"),
+            ("403", "OtherUsersData"),
+            ("409", "NotYetProcessed"),
+            ("429", "RateLimited"),
+            ("503", "ReadUnavailable"),
+        ]
+        .into_iter()
+        .map(|(status, name)| (status.to_owned(), RefOr::Ref(utoipa::openapi::Ref::from_response_name(name))))
+        .collect()
+    }
+}
+
 // The bodies of service_kit's answers (`/healthz`, `/readyz`), as ingest-api gives them.
 
 /// `/healthz`: the process answers.

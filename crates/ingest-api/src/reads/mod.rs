@@ -509,12 +509,7 @@ impl Day {
     responses(
         (status = 200, description = "days in date order; `next_from` starts the next page", body = DaysPage,
             headers(("X-Processed-Position" = String, description = "partition:committed_offset"))),
-        (status = 400, response = crate::openapi::BadQuery),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::OtherUsersData),
-        (status = 409, response = crate::openapi::NotYetProcessed),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 503, response = crate::openapi::ReadUnavailable),
+        crate::openapi::ModelReadErrors,
     )
 )]
 pub(crate) async fn days(
@@ -658,12 +653,7 @@ impl Rolling {
     responses(
         (status = 200, description = "the model as of its latest day, with freshness", body = Model,
             headers(("X-Processed-Position" = String, description = "partition:committed_offset"))),
-        (status = 400, response = crate::openapi::BadQuery),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::OtherUsersData),
-        (status = 409, response = crate::openapi::NotYetProcessed),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 503, response = crate::openapi::ReadUnavailable),
+        crate::openapi::ModelReadErrors,
     )
 )]
 pub(crate) async fn model(
@@ -727,12 +717,7 @@ pub struct RecentSync {
     responses(
         (status = 200, description = "the syncs (id, device, status, failure reason, counts, times), with freshness", body = RecentSyncs,
             headers(("X-Processed-Position" = String, description = "partition:committed_offset"))),
-        (status = 400, response = crate::openapi::BadQuery),
-        (status = 401, response = crate::openapi::Unauthorized),
-        (status = 403, response = crate::openapi::OtherUsersData),
-        (status = 409, response = crate::openapi::NotYetProcessed),
-        (status = 429, response = crate::openapi::RateLimited),
-        (status = 503, response = crate::openapi::ReadUnavailable),
+        crate::openapi::ModelReadErrors,
     )
 )]
 pub(crate) async fn recent_syncs(
