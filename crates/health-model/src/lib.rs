@@ -4,6 +4,11 @@
 //! Conventions: heart rate in bpm, RR intervals in ms, durations in seconds unless named
 //! otherwise, times in UTC epoch milliseconds.
 
+/// The version of the model's formulas. Bump it whenever an output changes for the same input
+/// (a formula, a constant, a rule); `tests/model_version.json` records the outputs on the vectors
+/// that belong to it, and a test fails when they change without a bump.
+pub const MODEL_VERSION: i32 = 1;
+
 pub mod day;
 pub mod energy;
 pub mod hrv;

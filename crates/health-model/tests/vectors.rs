@@ -98,6 +98,7 @@ fn check_file(name: &str, compute: impl Fn(&Case<'_>) -> Value) {
     assert!(!cases.is_empty(), "{name}: zero cases, nothing would be checked");
 
     let mut errors = Vec::new();
+    let mut outputs = Vec::with_capacity(cases.len());
     for (index, value) in cases.iter().enumerate() {
         let case = Case { file: name, index, value };
         let expected = value.get("expected").unwrap_or_else(|| case.fail("expected", "missing"));
@@ -105,6 +106,10 @@ fn check_file(name: &str, compute: impl Fn(&Case<'_>) -> Value) {
         compare(tolerance, expected, &actual, &mut String::from("expected"), &mut |field, what| {
             errors.push(format!("{name} case {index} field {field}: {what}"));
         });
+        outputs.push(actual);
+    }
+    if std::env::var_os("HEALTH_MODEL_VECTORS").is_none() {
+        check_model_version(name, &outputs);
     }
     if !errors.is_empty() {
         let shown = errors.iter().take(MAX_REPORTED).cloned().collect::<Vec<_>>().join("\n  ");
@@ -163,6 +168,45 @@ fn compare(
         }
         (e, a) => report(field, format!("expected {e}, got {a}")),
     }
+}
+
+const MODEL_VERSION_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/model_version.json");
+
+/// The outputs on the default vectors belong to one `MODEL_VERSION`: `tests/model_version.json`
+/// records that version and a digest of each file's outputs. Outputs that change while the
+/// version stays the same fail here, so stored rows never silently mix two formulas under one
+/// version. Numbers are compared at 9 significant digits: a last-bit difference of a platform's
+/// `exp` is not a formula change.
+fn check_model_version(name: &str, outputs: &[Value]) {
+    use sha2::{Digest, Sha256};
+    fn rounded(v: &Value) -> Value {
+        match v {
+            Value::Number(n) => Value::String(format!("{:.8e}", n.as_f64().unwrap_or(f64::NAN))),
+            Value::Array(a) => Value::Array(a.iter().map(rounded).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), rounded(v))).collect()),
+            other => other.clone(),
+        }
+    }
+    let text = serde_json::to_string(&outputs.iter().map(rounded).collect::<Vec<_>>()).unwrap();
+    let digest: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(MODEL_VERSION_FILE).unwrap())
+        .unwrap_or_else(|e| panic!("{MODEL_VERSION_FILE} is not JSON: {e}"));
+    let recorded_version = record["model_version"].as_i64().unwrap_or(-1);
+    let recorded = record["outputs_sha256"][name].as_str().unwrap_or("");
+    assert_eq!(
+        recorded_version,
+        i64::from(health_model::MODEL_VERSION),
+        "MODEL_VERSION is {} but {MODEL_VERSION_FILE} records version {recorded_version}: set it to {} with \
+         the outputs' digests (this file's: \"{name}\": \"{digest}\")",
+        health_model::MODEL_VERSION,
+        health_model::MODEL_VERSION
+    );
+    assert_eq!(
+        recorded, digest,
+        "{name}: the model's outputs changed but MODEL_VERSION is still {}. Bump MODEL_VERSION (rows computed \
+         with the old formulas are then known to be stale) and record \"{name}\": \"{digest}\" in {MODEL_VERSION_FILE}",
+        health_model::MODEL_VERSION
+    );
 }
 
 fn to_json(value: impl serde::Serialize) -> Value {
