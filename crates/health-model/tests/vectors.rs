@@ -202,7 +202,8 @@ fn check_model_version(name: &str, outputs: &[Value]) {
         health_model::MODEL_VERSION
     );
     assert_eq!(
-        recorded, digest,
+        recorded,
+        digest,
         "{name}: the model's outputs changed but MODEL_VERSION is still {}. Bump MODEL_VERSION (rows computed \
          with the old formulas are then known to be stale) and record \"{name}\": \"{digest}\" in {MODEL_VERSION_FILE}",
         health_model::MODEL_VERSION
