@@ -4,7 +4,7 @@ use anyhow::Context;
 use diesel::pg::PgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use service_kit::db::PoolBuilder;
-pub use service_kit::db::{pool, PgPool, PgPooled};
+pub use service_kit::db::{pool, PgPool};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 

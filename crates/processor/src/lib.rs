@@ -95,7 +95,7 @@ impl Application {
     /// Consumes until `shutdown` fires: then the current batch is finished, its offsets
     /// committed, the group left, and the ops endpoints stopped.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        // The ops endpoints answer until the worker has finished (readiness says it is stopping).
+        // The ops endpoints keep answering (probes, the last scrape) until the worker has finished.
         let stop_ops = CancellationToken::new();
         let ops = tokio::spawn(service_kit::http::serve_until_cancelled(self.ops_server, stop_ops.clone()));
         let result = self.worker.run(shutdown).await;

@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
-pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
 
 /// A pool to build. It never connects while being built: a service starts, and `/readyz` says
 /// whether the database answers, instead of a crash loop while PostgreSQL is away.
@@ -18,7 +17,8 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// At most `size` connections, none opened before they are needed, 5 s to get one.
+    /// At most `size` connections (at least one: r2d2 refuses an empty pool), none opened before
+    /// they are needed, 5 s to get one.
     pub fn new(url: &str, size: u32) -> Self {
         Self { url: url.to_owned(), size: size.max(1), connection_timeout: Duration::from_secs(5), customizer: None }
     }
