@@ -17,7 +17,10 @@
 #      consumer group: wall time, CPU of the processors, PostgreSQL and the broker (/proc), peak
 #      RSS, the processors' /metrics (statements, cache, events); table sizes after the first;
 #   5. end-to-end freshness: the one-instance database's processor again, alongside `devsim load`
-#      at 50% of ingest saturation through the backlog topic's ingest-api;
+#      at 50% of ingest saturation through the backlog topic's ingest-api, with 1000 live event
+#      streams open (`devsim watch`: delivery from commit to client);
+#   5b. `processor rebuild` of the whole topic into a new database, and `processor recompute` of
+#      every user of the one-instance database after its rows are marked as an older version;
 #   6. deploy/bench_report.py renders both documents from what the steps left in RUN_DIR, and
 #      deploy/capacity.py the capacity model (docs/capacity.md) from docs/benchmarks.json.
 #
@@ -113,7 +116,8 @@ BROKER_PORT=$(free_port)
 start_broker "$BROKER_PORT" "memory://nisshi/" "$RUN_DIR/broker.log"
 PIDS+=("$BROKER_PID")
 REG_DB="bench_registry_$$" MODEL_DB="bench_model_$$" MODEL_DB2="bench_model2_$$" BASE_DB="bench_baseline_$$"
-for db in "$REG_DB" "$MODEL_DB" "$MODEL_DB2" "$BASE_DB"; do ensure_database "$db"; DBS+=("$db"); done
+REBUILD_DB="bench_rebuild_$$"
+for db in "$REG_DB" "$MODEL_DB" "$MODEL_DB2" "$BASE_DB" "$REBUILD_DB"; do ensure_database "$db"; DBS+=("$db"); done
 REG_PORT=$(free_port)
 # Authenticated, as in production: argon2 runs once per client, then the verified-credentials cache.
 make_registry_credentials "$RUN_DIR/registry" "$REL/schema-registry"
@@ -333,6 +337,14 @@ for _ in $(seq 1 60); do
 done
 [[ $reported -ge $BACKLOG_PARTITIONS && $behind == 0 ]] || say "warning: the processor's consumer lag did not settle to 0 within 30 s"
 curl -fsS "http://127.0.0.1:$OPS_PORT/metrics" >"$E2E_DIR/metrics-before.txt"
+# Live updates: a stream open for each of the load's 1000 users while it runs, timing each sync's
+# event from the processor's transaction to its arrival (`devsim watch`, sse.delivery_p99_ms).
+"$REL/devsim" watch --url "$BACKLOG_URL" --load-users 1000 --duration "$((RATE_SECONDS + 15))s" \
+    --json "$E2E_DIR/watch.json" >"$E2E_DIR/watch.stdout" 2>"$E2E_DIR/watch.log" &
+WATCH_STREAMS_PID=$!
+PIDS+=("$WATCH_STREAMS_PID")
+for _ in $(seq 1 100); do grep -q "streams open" "$E2E_DIR/watch.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "streams open" "$E2E_DIR/watch.log" || say "warning: devsim watch did not open its streams within 10 s (see $E2E_DIR/watch.log)"
 "$REL/devsim" load --url "$BACKLOG_URL" --rate "${E2E_RATE}/s" --duration "${RATE_SECONDS}s" --devices 1000 --json "$E2E_DIR/e2e-load.json"
 LOAD_END=$(date +%s.%N)
 report offsets "$KAFKA_BOOTSTRAP_SERVERS" "$BACKLOG_TOPIC" "$BACKLOG_PARTITIONS" "$BACKLOG" "$E2E_DIR/e2e-load.json" \
@@ -349,6 +361,35 @@ fact e2e_drain_s "$(awk -v a="$LOAD_END" -v b="$(date +%s.%N)" 'BEGIN { printf "
 fact e2e_rate "$E2E_RATE"
 curl -fsS "http://127.0.0.1:$OPS_PORT/metrics" >"$E2E_DIR/metrics-after.txt"
 stop_pids "$WATCH_PID" "$E2E_PID"
+wait "$WATCH_STREAMS_PID" || say "warning: devsim watch failed (see $E2E_DIR/watch.log)"
+
+# ---------------------------------------------------------------------------------------------
+# Rebuild from the log: every record of the backlog topic (the backlog and the end-to-end load)
+# into a new database, with `processor rebuild`; its own CPU from time(1), PostgreSQL's between
+# snapshots.
+RB_DIR="$RUN_DIR/rebuild"
+mkdir -p "$RB_DIR"
+say "rebuild: processor rebuild of $BACKLOG_TOPIC into a new database"
+report snapshot "$RB_DIR/start.json" "$REBUILD_DB" "broker=$BROKER_PID"
+PROCESSOR_TOPIC=$BACKLOG_TOPIC PROCESSOR_DLQ_TOPIC=$BACKLOG_TOPIC.dlq \
+    /usr/bin/time -f '%e %U %S' -o "$RB_DIR/time.txt" \
+    "$REL/processor" rebuild --database "$(pg_url "$REBUILD_DB")" --group "bench-rebuild-$$" \
+    >"$RB_DIR/out.txt" 2>"$RB_DIR/processor.log" || die "processor rebuild failed; see $RB_DIR/processor.log"
+report snapshot "$RB_DIR/end.json" "$REBUILD_DB" "broker=$BROKER_PID"
+cat "$RB_DIR/out.txt"
+
+# Recompute: every row of the one-instance database marked as an older model version, then
+# `processor recompute` brings them back (recompute.user_days_per_s).
+RC_DIR="$RUN_DIR/recompute"
+mkdir -p "$RC_DIR"
+say "recompute: processor recompute of every user of the one-instance database"
+psql_db "$MODEL_DB" -c "UPDATE daily_metrics SET model_version = model_version - 1" \
+    -c "UPDATE rolling_metrics SET model_version = model_version - 1" -c "VACUUM ANALYZE daily_metrics, rolling_metrics"
+report snapshot "$RC_DIR/start.json" "$MODEL_DB" "broker=$BROKER_PID"
+DATABASE_URL=$(pg_url "$MODEL_DB") PROCESSOR_TOPIC=$BACKLOG_TOPIC /usr/bin/time -f '%e %U %S' -o "$RC_DIR/time.txt" \
+    "$REL/processor" recompute >"$RC_DIR/out.txt" 2>"$RC_DIR/processor.log" || die "processor recompute failed; see $RC_DIR/processor.log"
+report snapshot "$RC_DIR/end.json" "$MODEL_DB" "broker=$BROKER_PID"
+cat "$RC_DIR/out.txt"
 
 say "writing docs/benchmarks.md and docs/benchmarks.json"
 report render "$RUN_DIR" docs/benchmarks.md docs/benchmarks.json

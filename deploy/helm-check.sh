@@ -224,6 +224,10 @@ expect_failure "processor: HPA maxReplicas above kafka.partitions fails" "partit
     tpl "$PR" -f "$PR/ci/production.yaml" --set autoscaling.maxReplicas=7
 expect_failure "processor: replicaCount above kafka.partitions fails" "partitions" \
     tpl "$PR" -f "$PR/ci/minimal.yaml" --set autoscaling.enabled=false --set replicaCount=8
+expect_failure "processor: a recompute Job of scope user without a user fails" "user" \
+    tpl "$PR" -f "$PR/ci/recompute-job.yaml" --set recompute.job.user=
+expect_failure "processor: an unknown recompute scope fails" "scope" \
+    tpl "$PR" -f "$PR/ci/recompute-job.yaml" --set recompute.job.scope=everyone
 expect_failure "fitness: replicaCount \"three\" for a subchart fails lint" "replicaCount" \
     "$HELM" lint --strict --kube-version "$KUBE_VERSION" "$UM" -f "$UM/ci/minimal.yaml" --set-string processor.replicaCount=three
 expect_failure "fitness: no existingSecret and no opt-in fails" "existingSecret" \

@@ -34,6 +34,25 @@ pub enum Command {
     Load(LoadArgs),
     /// Print the first commands a `run` with these options would send, as JSON lines; sends nothing.
     Preview(PreviewArgs),
+    /// Hold live event streams open for the users of `devsim load` and report how fast their
+    /// syncs' events arrive (delivery from the processor's commit).
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// ingest-api's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Streams for the users load-user-0 … load-user-(N-1), those of `devsim load --devices N`.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub load_users: u32,
+    /// How long to hold them (e.g. 30s).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// What the simulated fleet is and does.
@@ -137,6 +156,9 @@ pub struct RunArgs {
     /// Send bodies gzip-compressed.
     #[arg(long)]
     pub gzip: bool,
+    /// Follow each user's live event stream and print each sync's processing as it happens.
+    #[arg(long)]
+    pub watch: bool,
     /// Also write the final summary as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -327,6 +349,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
                 duration: args.duration,
                 backfill_only: args.backfill_only,
                 gzip: args.gzip,
+                watch: args.watch,
             };
             let report = crate::run::run(config, stop_on_signals()).await?;
             println!("{}", serde_json::to_string_pretty(&report).expect("the report serializes"));
@@ -376,6 +399,24 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
                 report.accepted > 0 || report.requests == 0,
                 "no request was accepted by {}: is ingest-api running there, with the same AUTH_TOKEN_SECRET?",
                 args.url
+            );
+            Ok(())
+        }
+        Command::Watch(args) => {
+            let secret = ingest_api::config::auth_secret_from_env()?;
+            let client = crate::client::Client::new(&args.url, &secret, Duration::from_secs(30), 1, false)?;
+            let users: Vec<String> = (0..args.load_users).map(|d| format!("load-user-{d}")).collect();
+            let report = crate::watch::hold(&client, &users, args.duration, stop_on_signals()).await?;
+            let json = serde_json::to_string_pretty(&report).expect("the report serializes");
+            println!("{json}");
+            if let Some(path) = &args.json {
+                std::fs::write(path, json + "\n")
+                    .map_err(|e| anyhow::anyhow!("writing the report to {}: {e}", path.display()))?;
+            }
+            anyhow::ensure!(
+                report.sync_events > 0,
+                "no sync event arrived on {} streams: is the processor running, and ingest-api's DATABASE_URL its database?",
+                report.streams
             );
             Ok(())
         }

@@ -55,6 +55,16 @@ impl Client {
         self.signer.mint(user, Some(device), TOKEN_TTL)
     }
 
+    /// A user token for `user` (the live event stream takes it).
+    pub fn user_token(&self, user: &str) -> String {
+        self.signer.mint(user, None, TOKEN_TTL)
+    }
+
+    /// ingest-api's base URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Whether bodies go gzip-compressed (see [`encode`](Self::encode)).
     pub fn gzips(&self) -> bool {
         self.gzip

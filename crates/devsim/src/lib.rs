@@ -20,4 +20,5 @@ pub mod phone;
 pub mod rng;
 pub mod run;
 pub mod timeline;
+pub mod watch;
 pub mod wire;

@@ -41,6 +41,8 @@ pub struct RunConfig {
     /// Stop once the history (everything before the start) is sent.
     pub backfill_only: bool,
     pub gzip: bool,
+    /// Follow each user's live event stream and print each sync's processing.
+    pub watch: bool,
 }
 
 /// Counters of a run, updated by the device tasks.
@@ -96,8 +98,19 @@ pub struct RunReport {
     pub bytes_sent: u64,
     /// 202s per user id.
     pub per_user: BTreeMap<String, u64>,
+    /// With `--watch`: syncs the live streams reported processed and failed, and model updates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watched: Option<WatchedReport>,
     /// Simulated time up to which every device has sent its commands (UTC ms).
     pub sim_time_ms: i64,
+}
+
+/// What the live streams reported (`--watch`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WatchedReport {
+    pub processed: u64,
+    pub failed: u64,
+    pub model_updates: u64,
 }
 
 /// What every device task of a run shares: the HTTP client, the counters, the clock of simulated
@@ -178,6 +191,13 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
         backfill_only: config.backfill_only,
     });
     let user_ids: Vec<String> = fleet.users.iter().map(|u| u.id.clone()).collect();
+    // Streams open before the first sync goes out, so every one of them is seen.
+    let stop_watching = CancellationToken::new();
+    let watched = if config.watch {
+        Some(crate::watch::start(&ctx.client, &user_ids, true, stop_watching.clone()).await?)
+    } else {
+        None
+    };
 
     let mut tasks = tokio::task::JoinSet::new();
     for (i, sim) in sims.into_iter().enumerate() {
@@ -222,7 +242,21 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
         p.abort();
     }
     eprintln!("{}", progress_line(&ctx, &user_ids, origin));
-    let report = report(&ctx, &user_ids);
+    let mut report = report(&ctx, &user_ids);
+    if let Some(watched) = watched {
+        // The last syncs' processing is still to come: wait for it a little (not after Ctrl-C).
+        let seen = || watched.processed.load(Ordering::Relaxed) + watched.failed.load(Ordering::Relaxed);
+        let until = Instant::now() + Duration::from_secs(10);
+        while ended_by_itself && seen() < report.accepted && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop_watching.cancel();
+        report.watched = Some(WatchedReport {
+            processed: watched.processed.load(Ordering::Relaxed),
+            failed: watched.failed.load(Ordering::Relaxed),
+            model_updates: watched.model_updates.load(Ordering::Relaxed),
+        });
+    }
     if ended_by_itself && report.syncs > 0 && report.accepted == 0 {
         anyhow::bail!(
             "no sync was accepted by {}: is ingest-api running there, with the same AUTH_TOKEN_SECRET? (answers: {:?}, transport errors: {})",
@@ -401,6 +435,7 @@ fn report(ctx: &Simulation, user_ids: &[String]) -> RunReport {
         impossible_samples: get(&s.impossible),
         bytes_sent: get(&s.bytes_sent),
         per_user: user_ids.iter().zip(&s.per_user).map(|(id, n)| (id.clone(), get(n))).collect(),
+        watched: None,
         sim_time_ms: s.device_time.iter().map(|t| t.load(Ordering::Relaxed)).fold(ctx.sim_now(), i64::min),
     }
 }

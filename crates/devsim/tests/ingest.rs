@@ -108,6 +108,7 @@ async fn a_simulated_fleet_with_every_imperfection_is_accepted() {
         duration: Some(Duration::from_secs(120)),
         backfill_only: true,
         gzip: false,
+        watch: false,
     };
     let report = devsim::run::run(config, CancellationToken::new()).await.unwrap();
     assert!(report.syncs >= 50, "{report:?}");
@@ -117,6 +118,50 @@ async fn a_simulated_fleet_with_every_imperfection_is_accepted() {
     assert!(report.impossible_samples > 0);
     assert!(report.per_user.values().all(|&n| n > 0), "{:?}", report.per_user);
     records_reach(&app.topic, report.accepted as i64).await;
+}
+
+#[tokio::test]
+async fn run_watch_sees_every_accepted_sync_processed_on_the_live_streams() {
+    testkit::init_logging();
+    let topic = unique("device-synced");
+    testkit::create_topic(&topic, 3).await;
+    testkit::create_topic(&format!("{topic}.dlq"), 1).await;
+    let db = testkit::TestDatabase::create();
+    // Built, the processor has migrated the database ingest-api's listener reads.
+    let processor = testkit::apps::spawn_processor(testkit::apps::processor_settings(&topic, &db.url)).await;
+    let ingest = testkit::apps::spawn_ingest(Settings {
+        read_database_url: db.url.clone(),
+        ..testkit::apps::ingest_settings(&topic)
+    })
+    .await;
+    let fleet = FleetConfig { seed: 7, users: 2, strap_share: 0.0, user_prefix: "watch-user".into() };
+    let mut sim = SimConfig::new(fleet, chrono::Utc::now().timestamp_millis());
+    sim.imperfections = Imperfections::none();
+    sim.backfill_ms = 2 * 3_600_000;
+    let config = RunConfig {
+        url: ingest.url.clone(),
+        secret: Secret::new(SECRET),
+        sim,
+        speed: 1.0,
+        concurrency: 4,
+        max_retries: 3,
+        timeout: Duration::from_secs(10),
+        progress_every: None,
+        duration: Some(Duration::from_secs(60)),
+        backfill_only: true,
+        gzip: false,
+        watch: true,
+    };
+    let report = devsim::run::run(config, CancellationToken::new()).await.unwrap();
+    let watched = report.watched.expect("--watch reports what it saw");
+    assert!(report.accepted >= 8, "{report:?}");
+    // Each accepted sync's processing arrived on its user's stream (a resent sync id would count
+    // once; this fleet resends nothing).
+    assert_eq!(watched.processed + watched.failed, report.accepted, "{report:?}");
+    assert_eq!(watched.failed, 0);
+    assert!(watched.model_updates > 0);
+    ingest.stop().await.unwrap();
+    processor.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -89,6 +89,7 @@ fn config(url: String, max_retries: u32) -> RunConfig {
         duration: Some(Duration::from_secs(30)),
         backfill_only: true,
         gzip: false,
+        watch: false,
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Settings {
     pub read_max_waiters_per_user: usize,
     /// Most exports streaming at once; each holds a read connection.
     pub export_max_concurrent: usize,
+    /// Live event streams (`GET /v1/users/{user_id}/events`): limits and keep-alive.
+    pub live: crate::live::LiveSettings,
     /// Token buckets per device and per user (docs/ingest-api.md, "Rate limits").
     pub rate_limits: RateLimits,
 }
@@ -213,6 +215,7 @@ impl Settings {
             read_max_waiters: 1000,
             read_max_waiters_per_user: 20,
             export_max_concurrent: 2,
+            live: crate::live::LiveSettings::default(),
             rate_limits: RateLimits::default(),
         }
     }
@@ -252,6 +255,12 @@ impl Settings {
             read_max_waiters: parse("INGEST_READ_MAX_WAITERS", d.read_max_waiters)?,
             read_max_waiters_per_user: parse("INGEST_READ_MAX_WAITERS_PER_USER", d.read_max_waiters_per_user)?,
             export_max_concurrent: parse("INGEST_EXPORT_MAX_CONCURRENT", d.export_max_concurrent)?,
+            live: crate::live::LiveSettings {
+                max_streams: parse("INGEST_EVENTS_MAX_STREAMS", d.live.max_streams)?,
+                max_streams_per_user: parse("INGEST_EVENTS_MAX_STREAMS_PER_USER", d.live.max_streams_per_user)?,
+                keepalive: env::millis("INGEST_EVENTS_KEEPALIVE_MS", d.live.keepalive)?,
+                replay_max: parse("INGEST_EVENTS_REPLAY_MAX", d.live.replay_max)?,
+            },
             rate_limits: RateLimits::from_env()?,
             auth_token_secret: d.auth_token_secret,
         })

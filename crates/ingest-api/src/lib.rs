@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod erasure;
 pub mod example;
 pub mod export;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub rate_limits: rate_limit::RateLimiters,
     /// The processor's watermarks, pushed by its commits; waiting reads wait on it.
     pub watermarks: Arc<watermark_feed::WatermarkFeed>,
+    /// The open live event streams, fed by the watermark listener.
+    pub live: Arc<live::LiveHub>,
     /// Places for exports, which hold a read connection while they stream.
     pub exports: export::ExportSlots,
     /// Successful requests seen, for sampling the access log.
@@ -59,6 +62,7 @@ pub struct Application {
     port: u16,
     server: Server,
     publisher: Arc<Publisher>,
+    live: Arc<live::LiveHub>,
     /// Stops the watermark listener's thread when the application ends or is dropped: a stopped
     /// or dropped application (tests spawn many) leaves no thread holding a connection.
     _listener: watermark_feed::ListenerHandle,
@@ -80,11 +84,13 @@ impl Application {
             settings.read_max_waiters_per_user,
             &metrics.registry,
         );
+        let live = live::LiveHub::new(settings.live.clone(), &metrics.registry);
         let rate_limits = rate_limit::RateLimiters::new(&settings.rate_limits, &metrics)?;
         rate_limits.spawn_sweeper(settings.rate_limits.sweep_interval);
         let state = web::Data::new(AppState {
             rate_limits,
             watermarks,
+            live: live.clone(),
             exports: export::ExportSlots::new(settings.export_max_concurrent),
             verifier: auth::Verifier::new(&settings)?,
             publisher: publisher.clone(),
@@ -94,7 +100,8 @@ impl Application {
             settings,
         });
         // Started last: every step that can fail is behind it, so a failed build leaves no thread.
-        let watermark_listener = state.watermarks.spawn_listener(state.settings.read_database_url.clone());
+        let watermark_listener =
+            state.watermarks.spawn_listener(state.settings.read_database_url.clone(), live.clone());
         let workers = match state.settings.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -108,6 +115,7 @@ impl Application {
                 .configure(reads::configure)
                 .configure(erasure::configure)
                 .configure(export::configure)
+                .configure(live::configure)
                 .configure(dashboard::configure)
                 .default_service(web::to(problem::no_route))
         })
@@ -117,16 +125,23 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(30)
         .run();
-        Ok(Self { port, server, publisher, _listener: watermark_listener })
+        Ok(Self { port, server, publisher, live, _listener: watermark_listener })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until `shutdown` is cancelled: then it stops accepting, finishes in-flight
-    /// requests (up to 30 s), and flushes the producer so nothing acknowledged or queued is lost.
+    /// Serves until `shutdown` is cancelled: then it stops accepting, ends live streams,
+    /// finishes in-flight requests (up to 30 s), and flushes the producer so nothing acknowledged or queued is lost.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        // Live streams never end by themselves: they end when the drain starts, not 30 s later.
+        let live = self.live.clone();
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            live.close();
+        });
         service_kit::http::serve_until_cancelled(self.server, shutdown).await?;
         drop(self._listener);
         let publisher = self.publisher;

@@ -45,9 +45,10 @@ const DESCRIPTION: &str = "The command side of the fitness tracker backend. A va
         crate::erasure::request_erasure,
         crate::erasure::erasure_status,
         crate::export::export,
+        crate::live::events,
     ),
     components(
-        schemas(crate::export::ExportLine),
+        schemas(crate::export::ExportLine, crate::live::ModelUpdated, crate::reads::RecordedSync),
         responses(BadQuery, Unauthorized, OtherUsersData, NotTheUsersToken, NotYetProcessed, RateLimited, ReadUnavailable),
     ),
     modifiers(&Access),
@@ -828,7 +829,7 @@ mod tests {
                 seen += 1;
             }
         }
-        assert_eq!(seen, 12);
+        assert_eq!(seen, 13);
     }
 
     /// Each documented query parameter is one the handlers' query parser takes.
@@ -845,13 +846,23 @@ mod tests {
                         (Some("string"), Some("date")) => "2026-01-02",
                         _ => "djE6MzoxMDQy",
                     };
+                    if name == "last_event_id" {
+                        // The live stream's own parameter, with its own parser.
+                        let parsed = crate::live::parse_events_query("last_event_id=3:41");
+                        assert_eq!(parsed.ok(), Some(Some((3, 41))), "{name}");
+                        seen.insert(name.to_owned());
+                        continue;
+                    }
                     let parsed = crate::reads::parse_read_query(&format!("{name}={value}"));
                     assert!(parsed.is_ok(), "{name}={value}: {parsed:?}");
                     seen.insert(name.to_owned());
                 }
             }
         }
-        assert_eq!(seen, ["consistency_token", "from", "limit", "to", "wait"].map(String::from).into());
+        assert_eq!(
+            seen,
+            ["consistency_token", "from", "last_event_id", "limit", "to", "wait"].map(String::from).into()
+        );
     }
 
     #[test]

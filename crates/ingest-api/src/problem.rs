@@ -59,6 +59,8 @@ pub enum ApiError {
     ReadUnavailable(String),
     #[error("{} reads are already waiting for the processor{}; retry in a second, or read without a wait", .max, if *.per_user { " for this user" } else { "" })]
     TooManyWaiters { max: usize, per_user: bool },
+    #[error("{max} live streams are already open{}; close one, or retry in a few seconds", if *.per_user { " for this user" } else { "" })]
+    TooManyStreams { max: usize, per_user: bool },
     #[error("{0}")]
     Busy(String),
     #[error("{0}")]
@@ -182,6 +184,7 @@ impl ApiError {
             ApiError::WrongDevice { .. } | ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
             ApiError::Unavailable(_) | ApiError::ReadUnavailable(_) => ("unavailable", "Temporarily unavailable"),
             ApiError::TooManyWaiters { .. } => ("too-many-waiters", "Too many waiting reads"),
+            ApiError::TooManyStreams { .. } => ("too-many-streams", "Too many live streams"),
             ApiError::Busy(_) => ("busy", "Busy"),
             ApiError::RateLimited(_) => ("rate-limited", "Too many requests"),
             ApiError::BadQuery(_) => ("bad-query", "Bad query"),
@@ -206,7 +209,8 @@ impl ResponseError for ApiError {
             | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::NotYetProcessed { .. } => StatusCode::CONFLICT,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited(_) | ApiError::TooManyStreams { per_user: true, .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyStreams { per_user: false, .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         }
     }
@@ -228,6 +232,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Busy(_) => {
                 res.insert_header((header::RETRY_AFTER, "30"));
+            }
+            ApiError::TooManyStreams { .. } => {
+                res.insert_header((header::RETRY_AFTER, "5"));
             }
             ApiError::RateLimited(refusal) => {
                 for (name, value) in refusal.headers() {

@@ -1,6 +1,9 @@
 //! The processor's watermarks, pushed: one `LISTEN processor_watermarks` connection per process
 //! wakes every read that waits for a consistency token. The processor notifies inside the
 //! transaction that advances a partition, so a notification arrives only after its commit.
+//! The same connection feeds the live event streams (crate::live): on each advance it reads the
+//! partition's new sync statuses for the users with a stream, and it passes on the processor's
+//! `processor_model_updates` notifications.
 //!
 //! Waiters hold no database connection and poll nothing; their number is bounded
 //! (`INGEST_READ_MAX_WAITERS`), past which a wait is refused at once with 503.
@@ -15,6 +18,8 @@ use diesel::prelude::*;
 use prometheus::{IntCounter, IntGauge, Registry};
 use serde::Deserialize;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::live::LiveHub;
 
 /// The channel the processor notifies on (contract with `processor`).
 pub const CHANNEL: &str = model_schema::WATERMARK_CHANNEL;
@@ -122,6 +127,11 @@ impl WatermarkFeed {
         }
     }
 
+    /// The partition's watermark as last seen, if the feed knows the partition.
+    fn current(&self, partition: i32) -> Option<i64> {
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner()).get(&partition).map(|tx| *tx.borrow())
+    }
+
     /// A receiver of the partition's watermark, starting from `known` when the feed has not
     /// seen the partition yet.
     fn subscribe(&self, partition: i32, known: i64) -> watch::Receiver<i64> {
@@ -184,7 +194,7 @@ impl WatermarkFeed {
     /// reconnects with capped backoff and reloads, so a waiter misses nothing. Dropping the
     /// returned handle stops the thread and waits for it (a thread inside libpq while the
     /// process exits can crash it).
-    pub fn spawn_listener(self: &Arc<Self>, database_url: String) -> ListenerHandle {
+    pub fn spawn_listener(self: &Arc<Self>, database_url: String, live: Arc<LiveHub>) -> ListenerHandle {
         let feed = self.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done) = std::sync::mpsc::channel::<()>();
@@ -193,7 +203,7 @@ impl WatermarkFeed {
             let _done = done_tx; // dropped when the thread ends: the handle hears it
             let mut backoff = Duration::from_millis(100);
             while !stop.load(Ordering::Relaxed) {
-                match feed.listen(&database_url, &stop) {
+                match feed.listen(&database_url, &live, &stop) {
                     Ok(()) => break,
                     Err(e) => {
                         if feed.connected.swap(false, Ordering::Relaxed) {
@@ -217,31 +227,47 @@ impl WatermarkFeed {
     }
 
     /// One connection's life: LISTEN, reload, then notifications until an error or `stop`.
-    fn listen(&self, database_url: &str, stop: &AtomicBool) -> Result<(), diesel::result::Error> {
+    fn listen(&self, database_url: &str, live: &LiveHub, stop: &AtomicBool) -> Result<(), diesel::result::Error> {
         let mut conn = PgConnection::establish(&with_liveness(database_url))
             .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
         diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
-        // LISTEN first, then read: a commit in between is in both, never in neither.
+        diesel::sql_query(format!("LISTEN {}", model_schema::MODEL_UPDATES_CHANNEL)).execute(&mut conn)?;
+        // LISTEN first, then read: a commit in between is in both, never in neither. What was
+        // committed while the connection was down goes to the live streams now.
         for (partition, offset) in crate::reads::queries::watermarks(&mut conn, &self.topic)? {
+            let before = self.current(partition);
             self.publish(partition, offset, true);
+            if let Some(before) = before {
+                live.on_advance(&mut conn, partition, before, offset)?;
+            }
         }
         self.connected.store(true, Ordering::Relaxed);
         self.listener_up.set(1);
         log::info!("watermark listener connected: reads with a wait are woken by the processor's commits");
         let mut last_check = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let mut any = false;
+            // Taken off the connection first: the live streams' reads use it too.
+            let mut received = Vec::new();
             for notification in conn.notifications_iter() {
-                let notification = notification?;
-                any = true;
+                received.push(notification?);
+            }
+            for notification in &received {
+                if notification.channel == model_schema::MODEL_UPDATES_CHANNEL {
+                    live.on_model_update(&notification.payload);
+                    continue;
+                }
                 self.notifications.inc();
                 match serde_json::from_str::<Notification>(&notification.payload) {
-                    Ok(n) if n.topic == self.topic => self.publish(n.partition, n.offset, false),
+                    Ok(n) if n.topic == self.topic => {
+                        let before = self.current(n.partition).unwrap_or(-1);
+                        self.publish(n.partition, n.offset, false);
+                        live.on_advance(&mut conn, n.partition, before, n.offset)?;
+                    }
                     Ok(_) => {}
                     Err(e) => log::warn!("ignoring a malformed watermark notification {:?}: {e}", notification.payload),
                 }
             }
-            if any {
+            if !received.is_empty() {
                 last_check = Instant::now();
             } else if last_check.elapsed() >= HEALTH_CHECK {
                 // A silently dropped connection shows only when used.

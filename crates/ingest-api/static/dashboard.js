@@ -1,5 +1,7 @@
 // The dashboard reads the read routes with a user token taken from the URL fragment
-// (#user=U&token=T), which browsers never send to the server or write to its logs.
+// (#user=U&token=T), which browsers never send to the server or write to its logs. It follows the
+// user's live event stream (GET /v1/users/{user}/events) and redraws when a sync is processed.
+// The stream is read with fetch, not EventSource, so the token goes in a header, not the URL.
 (function () {
   "use strict";
   const params = new URLSearchParams(location.hash.slice(1));
@@ -29,6 +31,7 @@
 
   function chart(id, series, data, opts) {
     const el = document.getElementById(id);
+    el.replaceChildren();
     // Always the whole 30-day window, also with only a day or two of data.
     const base = { width: Math.min(el.clientWidth || 900, 1100), height: 260, series: [{}].concat(series), scales: { x: { time: true, range: window30 } } };
     return new uPlot(Object.assign(base, opts || {}), data, el);
@@ -38,9 +41,7 @@
     return typeof v === "number" && isFinite(v) ? v : null;
   }
 
-  async function main() {
-    if (!user || !token) return fail("Open this page as /dashboard#user=USER&token=TOKEN (mint one with `ingest-api token --user USER`).");
-    document.getElementById("user").textContent = user;
+  async function render() {
     const to = new Date().toISOString().slice(0, 10);
     const from = new Date(Date.now() - 29 * DAY * 1000).toISOString().slice(0, 10);
     window30 = [toSeconds(from) - DAY / 2, toSeconds(to) + DAY / 2];
@@ -85,6 +86,7 @@
         sleep.map((s) => num(s.rem_min)), sleep.map((s) => num(s.awake_min))]);
 
     const tbody = document.querySelector("#syncs tbody");
+    tbody.replaceChildren();
     for (const s of syncs.syncs) {
       const tr = document.createElement("tr");
       const dropped = Object.entries(s.dropped_samples || {}).map(([k, v]) => `${k}: ${v}`).join(", ") || "none";
@@ -99,6 +101,61 @@
     document.body.dataset.points = String(rhr.filter((v) => v !== null).length + roll.filter((r) => num(r.fitness) !== null).length);
     document.body.dataset.syncs = String(syncs.syncs.length);
     document.body.dataset.state = "rendered";
+  }
+
+  // Redraws at most once per second however many events arrive.
+  let redraw = null;
+  function scheduleRender() {
+    if (redraw) return;
+    redraw = setTimeout(() => {
+      redraw = null;
+      render()
+        .then(() => { document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1); })
+        .catch((e) => fail(String(e.message || e)));
+    }, 1000);
+  }
+
+  // Follows the live stream, reconnecting with the last event id (the server replays what was
+  // missed); any sync or model event redraws the page.
+  async function follow() {
+    let lastId = null;
+    for (;;) {
+      try {
+        const headers = { Authorization: "Bearer " + token, Accept: "text/event-stream" };
+        if (lastId) headers["Last-Event-ID"] = lastId;
+        const res = await fetch(`/v1/users/${encodeURIComponent(user)}/events`, { headers });
+        if (!res.ok) throw new Error("live updates: " + res.status);
+        document.body.dataset.live = "open";
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const message = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            let kind = null;
+            for (const line of message.split("\n")) {
+              if (line.startsWith("id: ")) lastId = line.slice(4);
+              else if (line.startsWith("event: ")) kind = line.slice(7);
+            }
+            if (kind) scheduleRender();
+          }
+        }
+      } catch (e) {
+        document.body.dataset.live = "reconnecting";
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+
+  async function main() {
+    if (!user || !token) return fail("Open this page as /dashboard#user=USER&token=TOKEN (mint one with `ingest-api token --user USER`).");
+    document.getElementById("user").textContent = user;
+    await render();
+    follow();
   }
 
   main().catch((e) => fail(String(e.message || e)));

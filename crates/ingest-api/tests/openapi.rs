@@ -290,9 +290,22 @@ impl Checker {
         for (name, value) in call.headers {
             req = req.header(*name, *value);
         }
-        let res = req.send().await.unwrap();
-        let answer =
-            Answer { status: res.status(), headers: res.headers().clone(), body: res.bytes().await.unwrap().to_vec() };
+        let mut res = req.send().await.unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        let body = if headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+            // A live stream never ends: its first message is what is checked.
+            let mut body = Vec::new();
+            while !body.windows(2).any(|w| w == b"\n\n") {
+                match tokio::time::timeout(Duration::from_secs(5), res.chunk()).await {
+                    Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            body
+        } else {
+            res.bytes().await.unwrap().to_vec()
+        };
+        let answer = Answer { status, headers, body };
         let what = format!("{method} {path} -> {}", answer.status);
         if let Err(e) = self.check(&method, template, &answer, call.may_lack) {
             self.failures.push(format!("{what}: {e}"));
@@ -342,6 +355,16 @@ impl Checker {
                 let text = std::str::from_utf8(&answer.body).map_err(|e| e.to_string())?;
                 self.doc.errors(schema, &json!(text))
             }
+            "text/event-stream" => {
+                let text = std::str::from_utf8(&answer.body).map_err(|e| e.to_string())?;
+                let mut errors = self.doc.errors(schema, &json!(text));
+                if !text.ends_with("\n\n")
+                    || !text.lines().all(|l| l.is_empty() || l.starts_with(':') || l.contains(": "))
+                {
+                    errors.push(format!("not a Server-Sent Events message: {text:?}"));
+                }
+                errors
+            }
             other => return Err(format!("the test does not know how to check {other}")),
         };
         if errors.is_empty() {
@@ -375,6 +398,7 @@ async fn real_answers_match_the_document() {
     const ERASE: &str = "/v1/users/{user_id}/data";
     const ERASURE: &str = "/v1/users/{user_id}/erasure";
     const EXPORT: &str = "/v1/users/{user_id}/export";
+    const EVENTS: &str = "/v1/users/{user_id}/events";
     // A device may send two syncs at once, then one a thousand seconds: the third is a 429.
     let stack = stack::spawn(false, |s| s.rate_limits.device_post = RateLimit { per_second: 0.001, burst: 2 }).await;
     let mut c = Checker { doc: Doc::new(), stack, seen: BTreeSet::new(), failures: Vec::new() };
@@ -449,6 +473,9 @@ async fn real_answers_match_the_document() {
     let export = c.call(M::GET, EXPORT, "/v1/users/alice/export", as_alice()).await;
     assert_eq!(export.status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&export.body).lines().count() > 3);
+    let events = c.call(M::GET, EVENTS, "/v1/users/alice/events", as_alice()).await;
+    assert_eq!(events.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&events.body).starts_with("retry: "), "the stream opens with its retry delay");
 
     // Refusals: no token, another user's, a device's where the user's own is needed.
     for (method, template, path) in [
@@ -460,6 +487,7 @@ async fn real_answers_match_the_document() {
         (M::DELETE, ERASE, "/v1/users/alice/data".into()),
         (M::GET, ERASURE, "/v1/users/alice/erasure".into()),
         (M::GET, EXPORT, "/v1/users/alice/export".into()),
+        (M::GET, EVENTS, "/v1/users/alice/events".into()),
     ] {
         let answer = c.call(method.clone(), template, &path, Call::default()).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {path}");
@@ -490,6 +518,7 @@ async fn real_answers_match_the_document() {
         (RECENT, "/v1/users/alice/syncs?limit=ten".into()),
         (ERASURE, "/v1/users/alice/erasure?wait=soon".into()),
         (EXPORT, "/v1/users/alice/export?wait=soon".into()),
+        (EVENTS, "/v1/users/alice/events?last_event_id=yesterday".into()),
     ] {
         assert_eq!(c.call(M::GET, template, &path, as_alice()).await.status, StatusCode::BAD_REQUEST, "{path}");
     }

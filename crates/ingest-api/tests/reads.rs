@@ -73,6 +73,8 @@ async fn a_202_then_a_read_with_the_token_and_a_wait_returns_the_new_data() {
     assert!(!days.is_empty(), "the new data is there: {body}");
     let total_hr: i64 = days.iter().map(|d| d["summary"]["quality"]["hr_samples"].as_i64().unwrap()).sum();
     assert_eq!(total_hr, 180);
+    // Each day says which health model version computed it.
+    assert!(days.iter().all(|d| d["model_version"] == health_model::MODEL_VERSION), "{body}");
     let offset = accepted["offset"].as_i64().unwrap();
     assert!(body["freshness"]["committed_offset"].as_i64().unwrap() >= offset);
     assert_eq!(body["freshness"]["partition"], accepted["partition"]);
@@ -91,6 +93,7 @@ async fn a_202_then_a_read_with_the_token_and_a_wait_returns_the_new_data() {
     let (status, _, body) = stack.get(&format!("/v1/users/reader-1/model?consistency_token={token}"), "reader-1").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["model"]["fitness"].is_number(), "{body}");
+    assert_eq!(body["model"]["model_version"], health_model::MODEL_VERSION, "{body}");
     stack.stop().await;
 }
 

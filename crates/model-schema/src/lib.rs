@@ -17,6 +17,8 @@ diesel::table! {
         kafka_partition -> Int4,
         committed_offset -> Int8,
         updated_at -> Timestamptz,
+        /// Raised by each rewrite of the partition's users outside the log (a recompute).
+        model_epoch -> Int8,
     }
 }
 
@@ -90,6 +92,8 @@ diesel::table! {
         duplicates_dropped -> Int4,
         summary -> Jsonb,
         updated_at -> Timestamptz,
+        /// The `health_model::MODEL_VERSION` that computed the row.
+        model_version -> Int4,
     }
 }
 
@@ -117,6 +121,8 @@ diesel::table! {
         day_index -> Int4,
         ewma7 -> Float8,
         ewma28 -> Float8,
+        /// The `health_model::MODEL_VERSION` that computed the row.
+        model_version -> Int4,
     }
 }
 
@@ -136,6 +142,33 @@ diesel::table! {
 /// The PostgreSQL channel on which the processor announces each raised watermark, as JSON
 /// `{"topic", "partition", "offset"}`, when its transaction commits; readers `LISTEN` on it.
 pub const WATERMARK_CHANNEL: &str = "processor_watermarks";
+
+/// The PostgreSQL channel on which the processor announces, when its transaction commits, each
+/// user whose model rows it changed, as JSON [`ModelUpdate`].
+pub const MODEL_UPDATES_CHANNEL: &str = "processor_model_updates";
+
+/// One user's changed days, as announced on [`MODEL_UPDATES_CHANNEL`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelUpdate {
+    pub user_id: String,
+    /// The log position of the change: the partition, and the highest offset of the user's
+    /// events in the transaction (absent for a recompute, which is outside the log).
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    /// The first and last changed day.
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+    /// The changed days, when there are at most [`ModelUpdate::MAX_DAYS_LISTED`] (a payload
+    /// must stay under PostgreSQL's 8,000 bytes); otherwise only `from` and `to` say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<chrono::NaiveDate>,
+    /// The health model version that computed the rows.
+    pub model_version: i32,
+}
+
+impl ModelUpdate {
+    pub const MAX_DAYS_LISTED: usize = 100;
+}
 
 diesel::allow_tables_to_appear_in_same_query!(
     partition_watermarks,

@@ -22,6 +22,7 @@ use events::device_synced::Sex;
 use events::DeviceSynced;
 use health_model::day::{self, DayData};
 use health_model::Profile;
+use model_schema::ModelUpdate;
 
 use crate::cache::{ModelCache, StoredProfile, UserModel};
 use crate::chunk::{self, local_midnight_ms, Chunk};
@@ -165,8 +166,13 @@ impl ModelWriter<'_> {
         through: i64,
         records: &[Record],
     ) -> Result<Applied, ApplyError> {
-        let (applied, models) = conn.transaction(|conn| -> Result<_, ApplyError> {
-            let watermark = if self.watermarked { sql::lock_watermark(conn, self.topic, partition)? } else { i64::MIN };
+        let (applied, models, row) = conn.transaction(|conn| -> Result<_, ApplyError> {
+            let row = if self.watermarked {
+                sql::lock_watermark(conn, self.topic, partition)?
+            } else {
+                sql::WatermarkRow { committed_offset: i64::MIN, model_epoch: 0 }
+            };
+            let watermark = row.committed_offset;
             let fresh_records: Vec<&Record> = records.iter().filter(|r| r.offset() > watermark).collect();
             let erasures: Vec<&Erasure> = fresh_records
                 .iter()
@@ -195,7 +201,7 @@ impl ModelWriter<'_> {
                 fresh.iter().filter_map(|i| Some((i.event.as_ref()?, &i.outcome))).collect();
             let users: Vec<&str> =
                 events.iter().map(|(e, _)| e.user_id.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
-            let mut models = self.cache.lock().unwrap_or_else(|p| p.into_inner()).take(partition, watermark, &users);
+            let mut models = self.cache.lock().unwrap_or_else(|p| p.into_inner()).take(partition, row, &users);
 
             let new_chunks = new_chunks(&events);
             let spans = date_spans(&new_chunks);
@@ -285,15 +291,30 @@ impl ModelWriter<'_> {
             if self.watermarked {
                 // Readers waiting for this offset are told on commit (LISTEN processor_watermarks).
                 sql::raise_watermark(conn, self.topic, partition, new_watermark, new_watermark > watermark)?;
+                // Live streams are told which days changed, on commit (LISTEN processor_model_updates),
+                // after the watermark's notification, so after the syncs that changed them.
+                let mut last_offset: HashMap<&str, i64> = HashMap::new();
+                for (event, outcome) in &events {
+                    let slot = last_offset.entry(event.user_id.as_str()).or_insert(outcome.kafka_offset);
+                    *slot = (*slot).max(outcome.kafka_offset);
+                }
+                let updates: Vec<ModelUpdate> = changed
+                    .iter()
+                    .filter_map(|(user, dates)| {
+                        let position = last_offset.get(user.as_str()).map(|&offset| (partition, offset));
+                        model_update(user, position, dates.iter().copied())
+                    })
+                    .collect();
+                sql::notify_model_updates(conn, &updates)?;
             }
             let fresh_ingested_at =
                 fresh.iter().map(|i| i.outcome.ingested_at).chain(erasures.iter().map(|e| e.requested_at)).collect();
             let applied =
                 Applied { fresh_ingested_at, watermark: new_watermark, skipped_erased, erasures: carried_out };
-            Ok((applied, models))
+            Ok((applied, models, sql::WatermarkRow { committed_offset: new_watermark, ..row }))
         })?;
         // Committed: only now does the cache see the new state.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).put_back(partition, applied.watermark, models);
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).put_back(partition, row, models);
         Ok(applied)
     }
 
@@ -446,6 +467,26 @@ impl ModelWriter<'_> {
     }
 }
 
+/// What live streams are told about a user's recomputed `dates` (ascending); None for none.
+pub fn model_update(
+    user: &str,
+    position: Option<(i32, i64)>,
+    dates: impl ExactSizeIterator<Item = NaiveDate> + Clone,
+) -> Option<ModelUpdate> {
+    let from = dates.clone().next()?;
+    let to = dates.clone().last()?;
+    let listed = dates.len() <= ModelUpdate::MAX_DAYS_LISTED;
+    Some(ModelUpdate {
+        user_id: user.to_owned(),
+        partition: position.map(|p| p.0),
+        offset: position.map(|p| p.1),
+        from,
+        to,
+        days: if listed { dates.collect() } else { Vec::new() },
+        model_version: health_model::MODEL_VERSION,
+    })
+}
+
 /// Splits every fresh event into its per-day chunks, encoded for storage.
 fn new_chunks(events: &[(&DeviceSynced, &SyncOutcome)]) -> Vec<NewChunk> {
     let mut out = Vec::new();
@@ -479,7 +520,7 @@ fn date_spans(new_chunks: &[NewChunk]) -> HashMap<&str, (NaiveDate, NaiveDate)> 
     spans
 }
 
-fn merge_stored(days: &mut BTreeMap<NaiveDate, DayState>, stored: &StoredChunk) -> Result<(), ApplyError> {
+pub(crate) fn merge_stored(days: &mut BTreeMap<NaiveDate, DayState>, stored: &StoredChunk) -> Result<(), ApplyError> {
     let chunk = model_schema::chunk_codec::decode(&stored.samples).map_err(|e| {
         ApplyError::Corrupt(format!(
             "stored samples of {} on {} (sync {}): {e}",
@@ -522,13 +563,13 @@ fn merge_chunk(model: &mut UserModel, c: &NewChunk) -> Vec<NaiveDate> {
     days
 }
 
-enum DayOutcome {
+pub(crate) enum DayOutcome {
     Row(Box<DailyRow>, DailyValues),
     NoRow,
 }
 
 /// Recomputes one user-day from the canonical states of the day and the evening before.
-fn recompute_day(user: &str, date: NaiveDate, model: &mut UserModel, data: &mut DayData) -> DayOutcome {
+pub(crate) fn recompute_day(user: &str, date: NaiveDate, model: &mut UserModel, data: &mut DayData) -> DayOutcome {
     let mut state = model.days.remove(&date).unwrap_or_default();
     let previous = date.pred_opt().and_then(|p| model.days.get(&p));
     let night_cached = state.night.is_some();
@@ -575,7 +616,7 @@ fn recompute_day(user: &str, date: NaiveDate, model: &mut UserModel, data: &mut 
 }
 
 /// The first date PostgreSQL's `date` and chrono both hold, as "from the beginning".
-fn earliest_date() -> NaiveDate {
+pub(crate) fn earliest_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(1, 1, 1).expect("a valid date")
 }
 
@@ -584,7 +625,7 @@ fn latest_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date")
 }
 
-fn stored_profile(row: &ProfileRow) -> StoredProfile {
+pub(crate) fn stored_profile(row: &ProfileRow) -> StoredProfile {
     StoredProfile {
         birth_year: row.birth_year,
         male: row.sex == "male",

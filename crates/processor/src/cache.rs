@@ -4,9 +4,10 @@
 //! Coherence rules:
 //! - the cache holds committed state only: a batch takes its users out, and puts them back
 //!   after its transaction commits; a failed batch drops what it took;
-//! - each partition's entries are valid for one database watermark. A batch checks it under
-//!   the watermark row's lock; if another replica wrote the partition since, the partition's
-//!   entries are dropped and reloaded;
+//! - each partition's entries are valid for one state of its watermark row (the watermark and
+//!   the model epoch). A batch checks it under the row's lock; if another replica wrote the
+//!   partition since, or a recompute rewrote one of its users, the partition's entries are
+//!   dropped and reloaded;
 //! - a revoked partition's entries are dropped.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +18,7 @@ use prometheus::{IntCounter, IntGauge};
 
 use crate::day_state::{DayState, SyncSource};
 use crate::series::Series;
+use crate::sql::WatermarkRow;
 
 /// The latest profile a sync carried, with the sync that carried it.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,8 +99,8 @@ pub struct ModelCache {
     budget_bytes: usize,
     bytes: usize,
     users: LruCache<String, Cached>,
-    /// Per partition, the watermark the cached users of that partition reflect.
-    built_through: HashMap<i32, i64>,
+    /// Per partition, the watermark row the cached users of that partition reflect.
+    built_through: HashMap<i32, WatermarkRow>,
     metrics: CacheMetrics,
 }
 
@@ -108,9 +110,9 @@ impl ModelCache {
     }
 
     /// Takes the cached models of `users` of `partition` out, after checking that the cache
-    /// reflects `watermark` (the database's, read under its lock). Users not cached are absent
-    /// from the answer.
-    pub fn take(&mut self, partition: i32, watermark: i64, users: &[&str]) -> HashMap<String, UserModel> {
+    /// reflects `watermark` (the database's row, read under its lock). Users not cached are
+    /// absent from the answer.
+    pub fn take(&mut self, partition: i32, watermark: WatermarkRow, users: &[&str]) -> HashMap<String, UserModel> {
         if self.built_through.get(&partition).is_some_and(|&w| w != watermark) {
             self.drop_partition(partition);
             self.metrics.invalidations.inc();
@@ -135,8 +137,8 @@ impl ModelCache {
         out
     }
 
-    /// Puts models back after their batch committed through `watermark`.
-    pub fn put_back(&mut self, partition: i32, watermark: i64, models: HashMap<String, UserModel>) {
+    /// Puts models back after their batch committed, leaving the row at `watermark`.
+    pub fn put_back(&mut self, partition: i32, watermark: WatermarkRow, models: HashMap<String, UserModel>) {
         self.built_through.insert(partition, watermark);
         for (user, mut model) in models {
             model.trim();
@@ -155,6 +157,16 @@ impl ModelCache {
             self.metrics.evictions.inc();
         }
         self.publish();
+    }
+
+    /// A recompute of `user` committed, moving the partition's row from `before` to `after`:
+    /// the user is forgotten, and the partition's other entries stay valid if they reflected
+    /// `before` (otherwise the next batch drops them).
+    pub fn rewritten(&mut self, partition: i32, before: WatermarkRow, after: WatermarkRow, user: &str) {
+        self.evict(&[user]);
+        if self.built_through.get(&partition) == Some(&before) {
+            self.built_through.insert(partition, after);
+        }
     }
 
     /// Forgets users whatever their partition (their data was erased).
@@ -199,17 +211,38 @@ mod tests {
         CacheMetrics::unregistered()
     }
 
+    fn at(offset: i64) -> WatermarkRow {
+        WatermarkRow { committed_offset: offset, model_epoch: 0 }
+    }
+
     #[test]
     fn a_moved_watermark_drops_the_partition() {
         let m = metrics();
         let mut cache = ModelCache::new(1 << 20, m.clone());
-        cache.put_back(3, 10, HashMap::from([("u".to_owned(), UserModel::default())]));
-        assert_eq!(cache.take(3, 10, &["u"]).len(), 1);
-        cache.put_back(3, 20, HashMap::from([("u".to_owned(), UserModel::default())]));
+        cache.put_back(3, at(10), HashMap::from([("u".to_owned(), UserModel::default())]));
+        assert_eq!(cache.take(3, at(10), &["u"]).len(), 1);
+        cache.put_back(3, at(20), HashMap::from([("u".to_owned(), UserModel::default())]));
         // Another replica committed 21..=25 meanwhile.
-        assert!(cache.take(3, 25, &["u"]).is_empty());
+        assert!(cache.take(3, at(25), &["u"]).is_empty());
         assert_eq!((m.hits.get(), m.misses.get(), m.invalidations.get()), (1, 1, 1));
         assert_eq!(cache.bytes(), 0);
+    }
+
+    #[test]
+    fn a_recompute_forgets_its_user_and_keeps_the_partition() {
+        let m = metrics();
+        let mut cache = ModelCache::new(1 << 20, m.clone());
+        let models = HashMap::from([("a".to_owned(), UserModel::default()), ("b".to_owned(), UserModel::default())]);
+        cache.put_back(3, at(10), models);
+        let after = WatermarkRow { committed_offset: 10, model_epoch: 1 };
+        cache.rewritten(3, at(10), after, "a");
+        assert!(cache.take(3, after, &["a"]).is_empty());
+        assert_eq!(cache.take(3, after, &["b"]).len(), 1);
+        assert_eq!(m.invalidations.get(), 0);
+        // A recompute by another process raises the epoch under the cache's feet: all dropped.
+        cache.put_back(3, after, HashMap::from([("b".to_owned(), UserModel::default())]));
+        assert!(cache.take(3, WatermarkRow { model_epoch: 2, ..after }, &["b"]).is_empty());
+        assert_eq!(m.invalidations.get(), 1);
     }
 
     #[test]
@@ -218,11 +251,11 @@ mod tests {
         let one = UserModel::default().bytes();
         let mut cache = ModelCache::new(2 * one, m.clone());
         for u in ["a", "b", "c"] {
-            cache.put_back(0, 1, HashMap::from([(u.to_owned(), UserModel::default())]));
+            cache.put_back(0, at(1), HashMap::from([(u.to_owned(), UserModel::default())]));
         }
         assert_eq!(m.evictions.get(), 1);
-        assert!(cache.take(0, 1, &["a"]).is_empty());
-        assert_eq!(cache.take(0, 1, &["b", "c"]).len(), 2);
+        assert!(cache.take(0, at(1), &["a"]).is_empty());
+        assert_eq!(cache.take(0, at(1), &["b", "c"]).len(), 2);
     }
 
     #[test]
@@ -230,22 +263,22 @@ mod tests {
         let mut cache = ModelCache::new(1 << 20, metrics());
         cache.put_back(
             1,
-            5,
+            at(5),
             HashMap::from([("a".to_owned(), UserModel::default()), ("b".to_owned(), UserModel::default())]),
         );
         cache.evict(&["a", "not-cached"]);
-        assert!(cache.take(1, 5, &["a"]).is_empty());
-        assert_eq!(cache.take(1, 5, &["b"]).len(), 1);
+        assert!(cache.take(1, at(5), &["a"]).is_empty());
+        assert_eq!(cache.take(1, at(5), &["b"]).len(), 1);
         assert_eq!(cache.bytes(), 0);
     }
 
     #[test]
     fn a_revoked_partition_is_forgotten_and_others_stay() {
         let mut cache = ModelCache::new(1 << 20, metrics());
-        cache.put_back(1, 5, HashMap::from([("a".to_owned(), UserModel::default())]));
-        cache.put_back(2, 5, HashMap::from([("b".to_owned(), UserModel::default())]));
+        cache.put_back(1, at(5), HashMap::from([("a".to_owned(), UserModel::default())]));
+        cache.put_back(2, at(5), HashMap::from([("b".to_owned(), UserModel::default())]));
         cache.drop_partition(1);
-        assert!(cache.take(1, 5, &["a"]).is_empty());
-        assert_eq!(cache.take(2, 5, &["b"]).len(), 1);
+        assert!(cache.take(1, at(5), &["a"]).is_empty());
+        assert_eq!(cache.take(2, at(5), &["b"]).len(), 1);
     }
 }

@@ -38,6 +38,12 @@ pub struct Settings {
     /// `retention.ms` of the topics `create-topics` makes: how long raw events (health data)
     /// stay in Kafka, and so when an erasure is complete there too.
     pub topic_retention_ms: i64,
+    /// Whether `run` recomputes, in the background, the users whose rows an older health model
+    /// version computed.
+    pub recompute_on_start: bool,
+    /// Whether poison records go to the DLQ; false in `rebuild`, whose poison records the live
+    /// processor dead-lettered already (not from the environment).
+    pub dead_letter: bool,
 }
 
 /// Every setting at its default (what `make run` uses); tests start from it.
@@ -62,6 +68,8 @@ impl Default for Settings {
             topic_replication: 1,
             topic_min_insync_replicas: 1,
             topic_retention_ms: 604_800_000,
+            recompute_on_start: true,
+            dead_letter: true,
         }
     }
 }
@@ -90,6 +98,8 @@ impl Settings {
             topic_replication: env::parse("PROCESSOR_TOPIC_REPLICATION", d.topic_replication)?,
             topic_min_insync_replicas: env::parse("PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS", d.topic_min_insync_replicas)?,
             topic_retention_ms: env::parse("PROCESSOR_TOPIC_RETENTION_MS", d.topic_retention_ms)?,
+            recompute_on_start: env::parse("PROCESSOR_RECOMPUTE_ON_START", d.recompute_on_start)?,
+            dead_letter: d.dead_letter,
         })
     }
 }

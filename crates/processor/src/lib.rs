@@ -3,7 +3,8 @@
 //! The public API is deliberate and small: [`Application`] (the service), [`config`], [`db`]
 //! (the pool and the migrations), [`schema`] (the tables, shared with readers), [`topics`]
 //! (`create-topics`), [`migrate`], [`adopt_live_topic`], [`apply_in_request`] (the bench
-//! baseline's write) and [`local_midnight_ms`]. Everything else is how the processor works
+//! baseline's write), [`local_midnight_ms`], and the `recompute` and `rebuild` commands
+//! ([`recompute_users`], [`rebuild()`]). Everything else is how the processor works
 //! inside, free to change.
 
 mod apply;
@@ -18,6 +19,8 @@ mod erasure;
 mod incarnation;
 mod metrics;
 mod ops;
+mod rebuild;
+mod recompute;
 pub use model_schema as schema;
 mod series;
 mod sql;
@@ -26,6 +29,8 @@ pub mod topics;
 mod worker;
 
 pub use chunk::local_midnight_ms;
+pub use rebuild::{rebuild, RebuildSummary};
+pub use recompute::Scope as RecomputeScope;
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -98,7 +103,22 @@ impl Application {
         // The ops endpoints keep answering (probes, the last scrape) until the worker has finished.
         let stop_ops = CancellationToken::new();
         let ops = tokio::spawn(service_kit::http::serve_until_cancelled(self.ops_server, stop_ops.clone()));
+        // Rows of an older model version are recomputed beside live processing (see recompute).
+        let stop_recompute = shutdown.child_token();
+        let recompute = self.worker.settings.recompute_on_start.then(|| {
+            tokio::spawn(recompute::in_background(
+                self.worker.pool.clone(),
+                self.worker.settings.topic.clone(),
+                self.worker.cache.clone(),
+                self.worker.metrics.clone(),
+                stop_recompute.clone(),
+            ))
+        });
         let result = self.worker.run(shutdown).await;
+        stop_recompute.cancel();
+        if let Some(recompute) = recompute {
+            let _ = recompute.await;
+        }
         stop_ops.cancel();
         let _ = ops.await;
         result
@@ -138,6 +158,58 @@ pub fn apply_in_request(conn: &mut diesel::PgConnection, event: events::DeviceSy
     };
     writer.apply(conn, -1, -1, &[ConsumedSync { outcome, event: Some(event) }.into()])?;
     Ok(())
+}
+
+/// What `processor recompute` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecomputeSummary {
+    pub users: usize,
+    /// Users another process had brought up to date meanwhile.
+    pub already_current: usize,
+    pub user_days: usize,
+}
+
+/// `processor recompute`: recomputes the users of `scope` from their stored samples, one
+/// transaction each, beside running processors (see the recompute module), with a progress bar
+/// on a terminal and a line every 10 s otherwise (a Kubernetes Job's log).
+pub async fn recompute_users(settings: &Settings, scope: RecomputeScope) -> anyhow::Result<RecomputeSummary> {
+    use std::io::IsTerminal;
+    let pool = db::pool(&settings.database_url, 1);
+    migrate(&pool).await.context("is PostgreSQL up and DATABASE_URL right?")?;
+    let topic = settings.topic.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<RecomputeSummary> {
+        let mut conn = pool.get().context("connecting to PostgreSQL")?;
+        let only_if_behind = scope == RecomputeScope::Behind;
+        let users = recompute::users(&mut conn, &scope)?;
+        let bar = indicatif::ProgressBar::new(users.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} users, {per_sec}, eta {eta} {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        let terminal = std::io::stderr().is_terminal();
+        let started = std::time::Instant::now();
+        let mut last_line = started;
+        let mut summary = RecomputeSummary::default();
+        for user in &users {
+            let done = recompute::recompute_user(&mut conn, &topic, user, only_if_behind, None)
+                .with_context(|| format!("recomputing user {user}"))?;
+            summary.users += 1;
+            summary.user_days += done.series_days;
+            summary.already_current += usize::from(!done.done);
+            bar.inc(1);
+            bar.set_message(format!("{} user-days", summary.user_days));
+            if !terminal && last_line.elapsed() >= std::time::Duration::from_secs(10) {
+                last_line = std::time::Instant::now();
+                eprintln!("recompute: {} of {} users, {} user-days", summary.users, users.len(), summary.user_days);
+            }
+        }
+        bar.finish_and_clear();
+        Ok(summary)
+    })
+    .await?
 }
 
 /// Runs the embedded migrations on a blocking thread.

@@ -7,6 +7,12 @@ const USAGE: &str = "usage: processor [run | migrate | create-topics]
   create-topics  create the event topic and its DLQ if missing (PROCESSOR_TOPIC_PARTITIONS, default 6;
                  PROCESSOR_TOPIC_REPLICATION and PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS, default 1 and 1;
                  PROCESSOR_TOPIC_RETENTION_MS, default 604800000 = 7 days)
+  recompute [--user U | --all]
+                 recompute the health model from the stored samples, beside running processors:
+                 the users with rows of an older model version (default), one user, or everyone
+  rebuild --database URL --group G
+                 build the whole model into a new, empty database from the topic's earliest offset,
+                 with consumer group G, and stop at the end of the log as it was at the start
   adopt-topic    accept the live topic as the one the watermarks belong to, after it was recreated
                  or the cluster changed: clears the topic's watermarks, so its events apply from
                  its start (sync ids already processed stay deduplicated)";
@@ -20,6 +26,8 @@ async fn main() {
         "migrate" => migrate().await,
         "create-topics" => create_topics().await,
         "adopt-topic" => adopt_topic().await,
+        "rebuild" => rebuild(std::env::args().skip(2).collect()).await,
+        "recompute" => recompute(std::env::args().skip(2).collect()).await,
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -62,5 +70,67 @@ async fn adopt_topic() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let adopted = processor::adopt_live_topic(&settings).await?;
     println!("{}: watermarks cleared; now bound to {adopted}", settings.topic);
+    Ok(())
+}
+
+async fn recompute(args: Vec<String>) -> anyhow::Result<()> {
+    let scope = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => processor::RecomputeScope::Behind,
+        ["--all"] => processor::RecomputeScope::All,
+        ["--user", user] if !user.is_empty() => processor::RecomputeScope::User((*user).to_owned()),
+        _ => anyhow::bail!("recompute takes no argument, --all, or --user USER_ID\n{USAGE}"),
+    };
+    let settings = Settings::from_env()?;
+    let summary = processor::recompute_users(&settings, scope).await?;
+    println!(
+        "recomputed {} user(s), {} user-day(s), at model version {}{}",
+        summary.users - summary.already_current,
+        summary.user_days,
+        health_model::MODEL_VERSION,
+        if summary.already_current > 0 {
+            format!("; {} were already current", summary.already_current)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+async fn rebuild(args: Vec<String>) -> anyhow::Result<()> {
+    let (database, group) = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["--database", url, "--group", group] | ["--group", group, "--database", url]
+            if !url.is_empty() && !group.is_empty() =>
+        {
+            ((*url).to_owned(), (*group).to_owned())
+        }
+        _ => anyhow::bail!("rebuild takes --database URL --group GROUP (a new database and a new group)\n{USAGE}"),
+    };
+    let mut settings = Settings::from_env()?;
+    settings.database_url = database;
+    settings.group_id = group;
+    settings.group_instance_id = None;
+    // Beside a running processor: its own ops port.
+    settings.ops_addr = "127.0.0.1:0".into();
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} records, {per_sec}, eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    let summary = processor::rebuild(settings, service_kit::shutdown::on_signal(), |done, total| {
+        bar.set_length(total.max(0) as u64);
+        bar.set_position(done.max(0) as u64);
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "rebuilt the model from {} record(s) of {} partition(s) in {:.1} s ({:.0} records/s)",
+        summary.records,
+        summary.partitions.len(),
+        summary.seconds,
+        summary.records as f64 / summary.seconds.max(1e-9)
+    );
     Ok(())
 }

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub topic_incarnation_mismatch: IntGauge,
     /// 1 while consumption is paused because a dependency is down (the consumer keeps polling).
     pub paused: IntGauge,
+    /// Users recomputed from their stored samples (a model version bump, in the background).
+    pub recompute_users: IntCounter,
+    /// Users still to recompute in the background.
+    pub recompute_users_remaining: IntGauge,
     /// Partition assignments and revocations seen: a member that leaves and rejoins shows here.
     pub rebalances: IntCounterVec,
 }
@@ -80,12 +84,20 @@ impl Metrics {
         let paused = IntGauge::new("paused", "1 while consumption is paused during retries").expect("valid metric");
         let rebalances = IntCounterVec::new(Opts::new("rebalances_total", "Rebalance events, by kind"), &["kind"])
             .expect("valid metric");
+        let recompute_users =
+            IntCounter::new("recompute_users_total", "Users recomputed from their stored samples in the background")
+                .expect("valid metric");
+        let recompute_users_remaining =
+            IntGauge::new("recompute_users_remaining", "Users still to recompute in the background (model version)")
+                .expect("valid metric");
         service_kit::metrics::register_all(
             &registry,
             vec![
                 Box::new(topic_incarnation_mismatch.clone()) as Box<dyn prometheus::core::Collector>,
                 Box::new(paused.clone()),
                 Box::new(rebalances.clone()),
+                Box::new(recompute_users.clone()),
+                Box::new(recompute_users_remaining.clone()),
                 Box::new(events.clone()),
                 Box::new(erasures.clone()),
                 Box::new(batch_size.clone()),
@@ -115,6 +127,8 @@ impl Metrics {
             cache,
             topic_incarnation_mismatch,
             paused,
+            recompute_users,
+            recompute_users_remaining,
             rebalances,
         }
     }

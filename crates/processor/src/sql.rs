@@ -9,24 +9,67 @@ use uuid::Uuid;
 
 use crate::sync_outcome::SyncOutcome;
 
-/// Locks the partition's watermark row for this transaction and returns the highest offset
-/// applied (-1 when nothing was). The no-op update takes the row lock even for a new row, so two
-/// replicas briefly owning a partition during a rebalance cannot both apply it.
-pub fn lock_watermark(conn: &mut PgConnection, topic: &str, partition: i32) -> QueryResult<i64> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = BigInt)]
-        committed_offset: i64,
-    }
-    let row: Row = diesel::sql_query(
+/// A partition's watermark row: the highest offset applied (-1 when nothing was) and how many
+/// times its users were rewritten outside the log. A cached model is valid for one pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct WatermarkRow {
+    #[diesel(sql_type = BigInt)]
+    pub committed_offset: i64,
+    #[diesel(sql_type = BigInt)]
+    pub model_epoch: i64,
+}
+
+/// Locks the partition's watermark row for this transaction and returns it. The no-op update
+/// takes the row lock even for a new row, so two replicas briefly owning a partition during a
+/// rebalance cannot both apply it, and a recompute of one of its users waits.
+pub fn lock_watermark(conn: &mut PgConnection, topic: &str, partition: i32) -> QueryResult<WatermarkRow> {
+    diesel::sql_query(
         "INSERT INTO partition_watermarks (topic, kafka_partition, committed_offset) VALUES ($1, $2, -1) \
          ON CONFLICT (topic, kafka_partition) DO UPDATE SET committed_offset = partition_watermarks.committed_offset \
-         RETURNING committed_offset",
+         RETURNING committed_offset, model_epoch",
     )
     .bind::<Text, _>(topic)
     .bind::<Integer, _>(partition)
-    .get_result(conn)?;
-    Ok(row.committed_offset)
+    .get_result(conn)
+}
+
+/// Locks the watermark rows of `partitions` (in partition order, as a batch never holds two)
+/// and raises their model epoch: the rewrite about to happen outside the log invalidates every
+/// cached model of theirs. Returns each partition's row before and after.
+pub fn lock_for_rewrite(
+    conn: &mut PgConnection,
+    topic: &str,
+    partitions: &[i32],
+) -> QueryResult<Vec<(i32, WatermarkRow, WatermarkRow)>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Integer)]
+        kafka_partition: i32,
+        #[diesel(sql_type = BigInt)]
+        committed_offset: i64,
+        #[diesel(sql_type = BigInt)]
+        model_epoch: i64,
+    }
+    let mut out = Vec::new();
+    let mut sorted = partitions.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for partition in sorted {
+        let row: Option<Row> = diesel::sql_query(
+            "UPDATE partition_watermarks SET model_epoch = model_epoch + 1 \
+             WHERE topic = $1 AND kafka_partition = $2 RETURNING kafka_partition, committed_offset, model_epoch",
+        )
+        .bind::<Text, _>(topic)
+        .bind::<Integer, _>(partition)
+        .get_result(conn)
+        .optional()?;
+        if let Some(r) = row {
+            let after = WatermarkRow { committed_offset: r.committed_offset, model_epoch: r.model_epoch };
+            let before = WatermarkRow { model_epoch: r.model_epoch - 1, ..after };
+            out.push((r.kafka_partition, before, after));
+        }
+    }
+    Ok(out)
 }
 
 /// Highest applied offset per partition of `topic`.
@@ -63,6 +106,21 @@ pub fn raise_watermark(
     .bind::<Bool, _>(notify)
     .bind::<Text, _>(model_schema::WATERMARK_CHANNEL)
     .execute(conn)?;
+    Ok(())
+}
+
+/// Queues one notification per update on [`model_schema::MODEL_UPDATES_CHANNEL`], delivered
+/// when the transaction commits.
+pub fn notify_model_updates(conn: &mut PgConnection, updates: &[model_schema::ModelUpdate]) -> QueryResult<()> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let payloads: Vec<String> =
+        updates.iter().map(|u| serde_json::to_string(u).expect("a model update serializes")).collect();
+    diesel::sql_query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
+        .bind::<Text, _>(model_schema::MODEL_UPDATES_CHANNEL)
+        .bind::<Array<Text>, _>(payloads)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -308,13 +366,14 @@ pub fn upsert_daily(conn: &mut PgConnection, rows: &[DailyRow]) -> QueryResult<(
     }
     diesel::sql_query(
         "INSERT INTO daily_metrics (user_id, local_date, steps, resting_hr, hr_max, ln_rmssd, training_load, \
-         low_coverage, samples_received, duplicates_dropped, summary) \
-         SELECT * FROM UNNEST($1::text[], $2::date[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], \
-         $7::float8[], $8::bool[], $9::int4[], $10::int4[], $11::jsonb[]) \
+         low_coverage, samples_received, duplicates_dropped, summary, model_version) \
+         SELECT *, $12::int4 FROM UNNEST($1::text[], $2::date[], $3::float8[], $4::float8[], $5::float8[], \
+         $6::float8[], $7::float8[], $8::bool[], $9::int4[], $10::int4[], $11::jsonb[]) \
          ON CONFLICT (user_id, local_date) DO UPDATE SET steps = excluded.steps, resting_hr = excluded.resting_hr, \
          hr_max = excluded.hr_max, ln_rmssd = excluded.ln_rmssd, training_load = excluded.training_load, \
          low_coverage = excluded.low_coverage, samples_received = excluded.samples_received, \
-         duplicates_dropped = excluded.duplicates_dropped, summary = excluded.summary, updated_at = now()",
+         duplicates_dropped = excluded.duplicates_dropped, summary = excluded.summary, updated_at = now(), \
+         model_version = excluded.model_version",
     )
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>())
     .bind::<Array<Date>, _>(rows.iter().map(|r| r.local_date).collect::<Vec<_>>())
@@ -327,6 +386,7 @@ pub fn upsert_daily(conn: &mut PgConnection, rows: &[DailyRow]) -> QueryResult<(
     .bind::<Array<Integer>, _>(rows.iter().map(|r| r.samples_received).collect::<Vec<_>>())
     .bind::<Array<Integer>, _>(rows.iter().map(|r| r.duplicates_dropped).collect::<Vec<_>>())
     .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.summary).collect::<Vec<_>>())
+    .bind::<Integer, _>(health_model::MODEL_VERSION)
     .execute(conn)?;
     Ok(())
 }
@@ -372,15 +432,16 @@ pub fn upsert_rolling(conn: &mut PgConnection, rows: &[RollingRow]) -> QueryResu
     }
     diesel::sql_query(
         "INSERT INTO rolling_metrics (user_id, local_date, day_index, has_data, training_load, ctl, atl, tsb, \
-         acwr_rolling, acwr_ewma, ewma7, ewma28, rhr_z, rhr_flag, night_signal, metrics) \
-         SELECT * FROM UNNEST($1::text[], $2::date[], $3::int4[], $4::bool[], $5::float8[], $6::float8[], \
+         acwr_rolling, acwr_ewma, ewma7, ewma28, rhr_z, rhr_flag, night_signal, metrics, model_version) \
+         SELECT *, $17::int4 FROM UNNEST($1::text[], $2::date[], $3::int4[], $4::bool[], $5::float8[], $6::float8[], \
          $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], \
          $14::bool[], $15::bool[], $16::jsonb[]) \
          ON CONFLICT (user_id, local_date) DO UPDATE SET day_index = excluded.day_index, \
          has_data = excluded.has_data, training_load = excluded.training_load, ctl = excluded.ctl, \
          atl = excluded.atl, tsb = excluded.tsb, acwr_rolling = excluded.acwr_rolling, \
          acwr_ewma = excluded.acwr_ewma, ewma7 = excluded.ewma7, ewma28 = excluded.ewma28, rhr_z = excluded.rhr_z, \
-         rhr_flag = excluded.rhr_flag, night_signal = excluded.night_signal, metrics = excluded.metrics",
+         rhr_flag = excluded.rhr_flag, night_signal = excluded.night_signal, metrics = excluded.metrics, \
+         model_version = excluded.model_version",
     )
     .bind::<Array<Text>, _>(rows.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>())
     .bind::<Array<Date>, _>(rows.iter().map(|r| r.local_date).collect::<Vec<_>>())
@@ -398,6 +459,81 @@ pub fn upsert_rolling(conn: &mut PgConnection, rows: &[RollingRow]) -> QueryResu
     .bind::<Array<Bool>, _>(rows.iter().map(|r| r.rhr_flag).collect::<Vec<_>>())
     .bind::<Array<Bool>, _>(rows.iter().map(|r| r.night_signal).collect::<Vec<_>>())
     .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.metrics).collect::<Vec<_>>())
+    .bind::<Integer, _>(health_model::MODEL_VERSION)
     .execute(conn)?;
+    Ok(())
+}
+
+/// The users with a daily or rolling row computed by a model version older than `version`.
+pub fn users_behind(conn: &mut PgConnection, version: i32) -> QueryResult<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        user_id: String,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT user_id FROM daily_metrics WHERE model_version < $1 \
+         UNION SELECT user_id FROM rolling_metrics WHERE model_version < $1 ORDER BY 1",
+    )
+    .bind::<Integer, _>(version)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.user_id).collect())
+}
+
+/// Every user with stored samples.
+pub fn users_with_samples(conn: &mut PgConnection) -> QueryResult<Vec<String>> {
+    use crate::schema::day_samples::dsl as s;
+    s::day_samples.select(s::user_id).distinct().order(s::user_id).load(conn)
+}
+
+/// Whether the user has a row older than `version`.
+pub fn user_behind(conn: &mut PgConnection, user: &str, version: i32) -> QueryResult<bool> {
+    use crate::schema::{daily_metrics::dsl as d, rolling_metrics::dsl as r};
+    let daily = diesel::select(diesel::dsl::exists(
+        d::daily_metrics.filter(d::user_id.eq(user)).filter(d::model_version.lt(version)),
+    ));
+    let rolling = diesel::select(diesel::dsl::exists(
+        r::rolling_metrics.filter(r::user_id.eq(user)).filter(r::model_version.lt(version)),
+    ));
+    Ok(daily.get_result(conn)? || rolling.get_result(conn)?)
+}
+
+/// The partitions that carried the user's syncs.
+pub fn partitions_of_user(conn: &mut PgConnection, user: &str) -> QueryResult<Vec<i32>> {
+    use crate::schema::sync_status::dsl as s;
+    s::sync_status.filter(s::user_id.eq(user)).select(s::kafka_partition).distinct().load(conn)
+}
+
+/// The user's stored chunks dated `from..=to`.
+pub fn load_user_day_samples(
+    conn: &mut PgConnection,
+    user: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<StoredChunk>> {
+    diesel::sql_query(
+        "SELECT user_id, local_date, sync_id, device_id, utc_offset_minutes, phone_time_ms, samples \
+         FROM day_samples WHERE user_id = $1 AND local_date BETWEEN $2 AND $3",
+    )
+    .bind::<Text, _>(user)
+    .bind::<Date, _>(from)
+    .bind::<Date, _>(to)
+    .load(conn)
+}
+
+/// The first and last date of the user's stored samples.
+pub fn sample_span(conn: &mut PgConnection, user: &str) -> QueryResult<Option<(NaiveDate, NaiveDate)>> {
+    use crate::schema::day_samples::dsl as s;
+    use diesel::dsl::{max, min};
+    let (lo, hi): (Option<NaiveDate>, Option<NaiveDate>) =
+        s::day_samples.filter(s::user_id.eq(user)).select((min(s::local_date), max(s::local_date))).first(conn)?;
+    Ok(lo.zip(hi))
+}
+
+/// Deletes the user's daily and rolling rows (a recompute writes them all again).
+pub fn delete_user_model(conn: &mut PgConnection, user: &str) -> QueryResult<()> {
+    use crate::schema::{daily_metrics::dsl as d, rolling_metrics::dsl as r};
+    diesel::delete(d::daily_metrics.filter(d::user_id.eq(user))).execute(conn)?;
+    diesel::delete(r::rolling_metrics.filter(r::user_id.eq(user))).execute(conn)?;
     Ok(())
 }

@@ -315,6 +315,11 @@ impl Worker {
 
     /// Hands a record to the DLQ and counts it; false when shutdown interrupted it.
     async fn dead_letter(&self, message: &OwnedMessage, poison: &Poison, shutdown: &CancellationToken) -> bool {
+        if !self.settings.dead_letter {
+            // A rebuild: the live processor put it in the DLQ when it first met it.
+            warn!("not dead-lettering {} again: {} ({})", dead_letter::describe(message), poison.message, poison.class);
+            return true;
+        }
         let sent = dead_letter::send(&self.dlq, &self.settings, message, poison, shutdown).await;
         if sent {
             self.metrics.events.with_label_values(&["dead_lettered"]).inc();

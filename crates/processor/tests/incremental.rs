@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{produce_event, spawn_processor, spawn_processor_with, wait_processed, TestProcessor};
+use common::{
+    day0, produce_event, spawn_processor, spawn_processor_with, story, synced, wait_processed, TestProcessor, DAY, HOUR,
+};
 use diesel::prelude::*;
 use events::device_synced::*;
 use events::{headers, DeviceSynced};
@@ -15,100 +17,6 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 use testkit::{eventually, unique};
-
-const MIN: i64 = 60_000;
-const HOUR: i64 = 60 * MIN;
-const DAY: i64 = 24 * HOUR;
-
-fn day0() -> i64 {
-    processor::local_midnight_ms(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(), 0)
-}
-
-/// Heart rate every `step_ms` at `bpm` over [from, to) from `device`, with steps per minute and
-/// optional sleep; the sync's phone time is `to` unless changed.
-fn synced(
-    user: &str,
-    device: &str,
-    quality: HrQuality,
-    (from, to, step_ms): (i64, i64, i64),
-    bpm: i32,
-    sleep: Vec<SleepSegment>,
-) -> DeviceSynced {
-    let mut e = testkit::sample_device_synced(user, device);
-    let n = ((to - from) / step_ms) as usize;
-    e.window_start_ms = from;
-    e.window_end_ms = to;
-    e.ingested_at = to + MIN;
-    e.clock = ClockInfo { device_time_ms: to, phone_time_ms: to, skew_ms: 0 };
-    e.time_zone =
-        TimeZoneInfo { iana: "UTC".into(), offsets: vec![UtcOffsetSegment { start_ms: 0, offset_minutes: 0 }] };
-    e.heart_rate = HeartRateSeries {
-        time_deltas_ms: std::iter::once(0).chain(std::iter::repeat_n(step_ms, n.saturating_sub(1))).collect(),
-        bpm: (0..n).map(|i| bpm + (i % 7) as i32).collect(),
-        quality: vec![quality; n],
-    };
-    let minutes = ((to - from) / MIN) as usize;
-    e.steps = StepSeries {
-        start_deltas_ms: std::iter::once(0).chain(std::iter::repeat_n(MIN, minutes.saturating_sub(1))).collect(),
-        duration_s: vec![60; minutes],
-        steps: (0..minutes).map(|i| if bpm > 100 { 120 + (i % 30) as i32 } else { (i % 3) as i32 }).collect(),
-        distance_m: vec![50.0; minutes],
-    };
-    // RR over the window, in blocks of 120 beats with gaps between them.
-    e.rr_blocks = (0..(to - from) / (3 * MIN))
-        .map(|b| RrBlock {
-            first_beat_ms: from + b * 3 * MIN,
-            intervals_ms: (0..120).map(|i| 60_000 / bpm.max(30) + ((i * 37 + b) % 40) as i32 - 20).collect(),
-        })
-        .collect();
-    e.sleep = sleep;
-    e.dropped_samples = Default::default();
-    e
-}
-
-/// One user's week-like story in 19 events: nights and runs on a band, a strap worn over the band
-/// for one run, a conflicting re-send, a profile change, and a day that arrives late.
-fn story(user: &str) -> Vec<DeviceSynced> {
-    let mut events = Vec::new();
-    for d in 0..5 {
-        let night_from = day0() + d * DAY - HOUR;
-        let night_to = day0() + d * DAY + 7 * HOUR;
-        let sleep = vec![
-            SleepSegment { start_ms: night_from, end_ms: night_from + 3 * HOUR, stage: SleepStage::Light },
-            SleepSegment { start_ms: night_from + 3 * HOUR, end_ms: night_from + 5 * HOUR, stage: SleepStage::Deep },
-            SleepSegment { start_ms: night_from + 5 * HOUR, end_ms: night_to, stage: SleepStage::Rem },
-        ];
-        events.push(synced(user, "band-1", HrQuality::Locked, (night_from, night_to, 5_000), 52 + d as i32, sleep));
-        let run = day0() + d * DAY + 10 * HOUR;
-        events.push(synced(user, "band-1", HrQuality::Locked, (run, run + 40 * MIN, 5_000), 140, vec![]));
-        let evening = day0() + d * DAY + 18 * HOUR;
-        events.push(synced(user, "band-1", HrQuality::Unlocked, (evening, evening + 2 * HOUR, 10_000), 75, vec![]));
-    }
-    // A chest strap during day 1's run: it wins over the band for the time it covers.
-    let run1 = day0() + DAY + 10 * HOUR;
-    events.push(synced(user, "strap-9", HrQuality::Strap, (run1 + 5 * MIN, run1 + 35 * MIN, 1_000), 150, vec![]));
-    // Day 2's run re-sent by the phone with different values (a firmware fix) and a later phone
-    // time: it wins for every sample it carries, whatever arrives first.
-    let mut resend = events[7].clone();
-    resend.sync_id = uuid::Uuid::new_v4().to_string();
-    resend.event_id = uuid::Uuid::new_v4().to_string();
-    resend.clock.phone_time_ms += HOUR;
-    resend.heart_rate.bpm.iter_mut().for_each(|b| *b += 3);
-    events.push(resend);
-    // An identical retry of day 3's night (same samples, new sync id): counts once.
-    let mut retry = events[9].clone();
-    retry.sync_id = uuid::Uuid::new_v4().to_string();
-    events.push(retry);
-    // A new weight from day 3 on: every day depends on the profile.
-    let mut profile_change = events[10].clone();
-    profile_change.sync_id = uuid::Uuid::new_v4().to_string();
-    profile_change.clock.phone_time_ms += 2 * HOUR;
-    if let Some(p) = profile_change.profile.as_mut() {
-        p.weight_kg += 4.0;
-    }
-    events.push(profile_change);
-    events
-}
 
 type DailyRow = (NaiveDate, f64, Option<f64>, Option<f64>, Option<f64>, f64, bool, i32, i32, serde_json::Value);
 type RollingRow = (NaiveDate, i32, bool, f64, f64, f64, f64, Option<f64>, Option<f64>, f64, f64, serde_json::Value);

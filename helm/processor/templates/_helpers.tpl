@@ -110,6 +110,7 @@ PROCESSOR_BATCH_MAX_EVENTS: {{ $c.batchMaxEvents | int64 | quote }}
 PROCESSOR_BATCH_MAX_WAIT_MS: {{ $c.batchMaxWaitMs | int64 | quote }}
 PROCESSOR_CACHE_BUDGET_MB: {{ $c.cacheBudgetMb | int64 | quote }}
 PROCESSOR_MAX_SERIES_DAYS: {{ $c.maxSeriesDays | int64 | quote }}
+PROCESSOR_RECOMPUTE_ON_START: {{ .Values.recompute.onStart | toString | quote }}
 {{- range $key, $value := $s.kafka.config }}
 {{ printf "KAFKA_%s" ($key | upper | replace "." "_") }}: {{ include "processor.envValue" $value | quote }}
 {{- end }}

@@ -300,6 +300,32 @@ pub struct RecordedSync {
     pub freshness: Freshness,
 }
 
+impl RecordedSync {
+    /// A sync status row, with how far the processor is in its partition (`committed`).
+    pub(crate) fn from_row(row: queries::SyncRow, committed: i64) -> Self {
+        Self {
+            sync_id: row.sync_id,
+            status: row.outcome.into(),
+            event_id: row.event_id,
+            device_id: row.device_id,
+            partition: row.kafka_partition,
+            offset: row.kafka_offset,
+            ingested_at: row.ingested_at,
+            processed_at: row.processed_at,
+            counts: SyncCounts {
+                heart_rate_samples: row.heart_rate_samples,
+                rr_intervals: row.rr_intervals,
+                step_epochs: row.step_epochs,
+                sleep_segments: row.sleep_segments,
+                workouts: row.workouts,
+            },
+            dropped_samples: row.dropped_samples,
+            failure_reason: row.failure_reason,
+            freshness: Freshness { partition: row.kafka_partition, committed_offset: committed },
+        }
+    }
+}
+
 /// What a processed sync brought, by kind.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SyncCounts {
@@ -400,26 +426,7 @@ pub(crate) async fn sync_status(
                 None => watermark(&state, row.kafka_partition).await?,
             };
             let freshness = Freshness { partition: row.kafka_partition, committed_offset: committed };
-            let body = SyncStatus::Recorded(RecordedSync {
-                sync_id: row.sync_id,
-                status: row.outcome.into(),
-                event_id: row.event_id,
-                device_id: row.device_id,
-                partition: row.kafka_partition,
-                offset: row.kafka_offset,
-                ingested_at: row.ingested_at,
-                processed_at: row.processed_at,
-                counts: SyncCounts {
-                    heart_rate_samples: row.heart_rate_samples,
-                    rr_intervals: row.rr_intervals,
-                    step_epochs: row.step_epochs,
-                    sleep_segments: row.sleep_segments,
-                    workouts: row.workouts,
-                },
-                dropped_samples: row.dropped_samples,
-                failure_reason: row.failure_reason,
-                freshness,
-            });
+            let body = SyncStatus::Recorded(RecordedSync::from_row(row, committed));
             Ok(fresh(body, freshness))
         }
         // The token's offset is above the watermark: provably not processed yet.
@@ -470,6 +477,9 @@ pub struct Day {
     /// The day's summary from the health model; its data quality is under `quality`
     #[schema(value_type = Object)]
     pub summary: serde_json::Value,
+    /// The health model version that computed the day (health_model::MODEL_VERSION); rows of an
+    /// older version are being recomputed
+    pub model_version: i32,
     /// The rolling outputs as of this day; null when the series has none for it
     #[schema(required = true)]
     pub rolling: Option<Rolling>,
@@ -486,6 +496,7 @@ impl Day {
             samples_received: d.samples_received,
             duplicates_dropped: d.duplicates_dropped,
             summary: d.summary,
+            model_version: d.model_version,
             rolling,
         }
     }
@@ -595,6 +606,8 @@ pub struct Rolling {
     pub hr_max: serde_json::Value,
     /// Whether the user has data on this day (the series runs on through days without)
     pub has_data_on_day: bool,
+    /// The health model version that computed these outputs
+    pub model_version: i32,
 }
 
 /// Acute:chronic workload ratio.
@@ -635,6 +648,7 @@ impl Rolling {
             vo2max: m["vo2max"].clone(),
             hr_max: m["hr_max"].clone(),
             has_data_on_day: r.has_data,
+            model_version: r.model_version,
         }
     }
 }

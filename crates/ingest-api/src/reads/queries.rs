@@ -83,6 +83,7 @@ pub struct DayRow {
     pub samples_received: i32,
     pub duplicates_dropped: i32,
     pub summary: serde_json::Value,
+    pub model_version: i32,
 }
 
 /// Days of `user` in [from, to], at most `limit`, in date order.
@@ -114,6 +115,7 @@ pub struct RollingRow {
     pub acwr_rolling: Option<f64>,
     pub acwr_ewma: Option<f64>,
     pub metrics: serde_json::Value,
+    pub model_version: i32,
 }
 
 /// The latest day of the user's rolling series.
@@ -146,6 +148,45 @@ pub fn recent_syncs(conn: &mut PgConnection, user: &str, limit: i64) -> QueryRes
     sync_status::table
         .filter(sync_status::user_id.eq(user))
         .order(sync_status::processed_at.desc())
+        .limit(limit)
+        .load(conn)
+}
+
+/// The sync statuses of `users` in `partition` at offsets `after < offset <= through`, in
+/// offset order (what a commit added, for the users with a live stream).
+pub fn syncs_between(
+    conn: &mut PgConnection,
+    partition: i32,
+    after: i64,
+    through: i64,
+    users: &[String],
+) -> QueryResult<Vec<SyncRow>> {
+    sync_status::table
+        .filter(sync_status::kafka_partition.eq(partition))
+        .filter(sync_status::kafka_offset.gt(after))
+        .filter(sync_status::kafka_offset.le(through))
+        .filter(sync_status::user_id.eq_any(users))
+        .order(sync_status::kafka_offset.asc())
+        .load(conn)
+}
+
+/// The user's sync statuses after the log position (partition, offset), in log order, at most
+/// `limit` (a live stream's replay on reconnect).
+pub fn user_syncs_after(
+    conn: &mut PgConnection,
+    user: &str,
+    partition: i32,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<SyncRow>> {
+    sync_status::table
+        .filter(sync_status::user_id.eq(user))
+        .filter(
+            sync_status::kafka_partition
+                .gt(partition)
+                .or(sync_status::kafka_partition.eq(partition).and(sync_status::kafka_offset.gt(offset))),
+        )
+        .order((sync_status::kafka_partition.asc(), sync_status::kafka_offset.asc()))
         .limit(limit)
         .load(conn)
 }
