@@ -73,7 +73,7 @@ impl Browser {
                     return answer["result"].clone();
                 }
             }
-            let mut chunk = [0u8; 65536];
+            let mut chunk = vec![0u8; 65536];
             let n = tokio::time::timeout_at(deadline, self.answers.read(&mut chunk))
                 .await
                 .unwrap_or_else(|_| panic!("Chromium did not answer {method}"))

@@ -93,12 +93,19 @@ pub async fn send(
 pub fn failed_outcome(message: &OwnedMessage, known: Option<&SyncOutcome>, reason: &str) -> Option<SyncOutcome> {
     let at = Position { partition: message.partition(), offset: message.offset() };
     if let Some(o) = known {
-        return Some(SyncOutcome::failed(o.sync_id, Some(o.event_id), o.user_id.clone(), at, reason));
+        return Some(SyncOutcome::failed(o.sync_id, Some(o.event_id), o.user_id.clone(), at, o.ingested_at, reason));
     }
     let sync_id = header(message, headers::SYNC_ID)?.parse().ok()?;
     let event_id = header(message, headers::EVENT_ID).and_then(|v| v.parse().ok());
     let user = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-    Some(SyncOutcome::failed(sync_id, event_id, user, at, reason))
+    Some(SyncOutcome::failed(sync_id, event_id, user, at, record_time(message), reason))
+}
+
+/// When the record was written (its Kafka timestamp, which ingest-api's producer sets when it
+/// accepts the sync): for a record that does not decode, the only ingest time there is. From the
+/// log, so a rebuild records the same.
+fn record_time(m: &OwnedMessage) -> chrono::DateTime<chrono::Utc> {
+    m.timestamp().to_millis().and_then(chrono::DateTime::from_timestamp_millis).unwrap_or_default()
 }
 
 fn header<'a>(m: &'a OwnedMessage, key: &str) -> Option<&'a str> {

@@ -71,6 +71,7 @@ impl SyncOutcome {
         event_id: Option<uuid::Uuid>,
         user_id: String,
         at: Position,
+        ingested_at: DateTime<Utc>,
         reason: &str,
     ) -> Self {
         Self {
@@ -88,7 +89,7 @@ impl SyncOutcome {
             sleep_segments: 0,
             workouts: 0,
             dropped_samples: serde_json::json!({}),
-            ingested_at: Utc::now(),
+            ingested_at,
         }
     }
 }

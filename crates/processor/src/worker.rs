@@ -511,6 +511,7 @@ impl Worker {
                                 Some(item.outcome.event_id),
                                 item.outcome.user_id.clone(),
                                 at,
+                                item.outcome.ingested_at,
                                 &poison.message,
                             ),
                             event: None,

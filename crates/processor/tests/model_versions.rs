@@ -7,7 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{day0, metric, model_dump, produce_event, spawn_processor_with, story, synced, wait_processed, DAY, HOUR};
+use common::{
+    day0, metric, model_dump, produce_event, produce_events, spawn_processor_with, story, synced, wait_processed, DAY,
+    HOUR,
+};
 use diesel::prelude::*;
 use events::device_synced::HrQuality;
 use health_model::MODEL_VERSION;
@@ -63,9 +66,7 @@ async fn rows_of_an_older_version_are_recomputed_in_the_background_beside_live_e
     for user in &users {
         first.extend(story(user));
     }
-    for e in &first {
-        produce_event(&topic, e).await;
-    }
+    produce_events(&topic, &first).await;
     wait_processed(&p, &first, Duration::from_secs(60)).await;
     let mut conn = p.conn();
     assert_eq!(behind(&mut conn), 0, "a processor writes its own version");
@@ -83,9 +84,7 @@ async fn rows_of_an_older_version_are_recomputed_in_the_background_beside_live_e
         let late = day0() + 5 * DAY + 10 * HOUR + i as i64 * HOUR;
         live.push(synced(user, "band-1", HrQuality::Locked, (late, late + HOUR, 5_000), 130, vec![]));
     }
-    for e in &live {
-        produce_event(&topic, e).await;
-    }
+    produce_events(&topic, &live).await;
     let restarted = apps::spawn_processor(settings.clone()).await;
     eventually(Duration::from_secs(60), "every row recomputed at the current version", || {
         (behind(&mut conn) == 0).then_some(())

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{model_dump, produce, produce_event, spawn_processor, story, wait_processed};
+use common::{model_dump, produce, produce_event, produce_events, spawn_processor, story, wait_processed};
 use diesel::prelude::*;
 use events::{user_data_erasure_requested, EventEncoder, UserDataErasureRequested};
 use processor::schema::{erasure_receipts, sync_status};
@@ -22,9 +22,7 @@ async fn a_rebuild_from_the_log_equals_the_live_model() {
     for user in &users {
         events.extend(story(user));
     }
-    for e in &events {
-        produce_event(&topic, e).await;
-    }
+    produce_events(&topic, &events).await;
     // A record that never decodes: the live processor dead-letters it and marks its sync failed.
     let poison_sync = uuid::Uuid::new_v4();
     produce(&topic, &users[0], b"not avro", &poison_sync.to_string()).await;
