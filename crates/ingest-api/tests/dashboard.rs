@@ -6,15 +6,12 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ingest_api::example::standard_sync;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 mod stack;
-
-use stack::Stack;
 
 /// A headless Chromium on the DevTools protocol.
 struct Browser {
@@ -119,27 +116,11 @@ impl Drop for Browser {
     }
 }
 
-async fn post(stack: &Stack, user: &str, end_ms: i64) -> Value {
-    let mut body = standard_sync(uuid::Uuid::new_v4(), end_ms, 3, true);
-    let now = chrono::Utc::now().timestamp_millis();
-    body["clock"] = json!({"device_time_ms": now, "phone_time_ms": now + 1_200});
-    let res = stack
-        .http
-        .post(format!("{}/v1/devices/band-d/syncs", stack.api))
-        .bearer_auth(stack.signer.mint(user, Some("band-d"), Duration::from_secs(600)))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    res.json().await.unwrap()
-}
-
 #[actix_web::test]
 async fn a_sync_posted_while_the_dashboard_is_open_appears_without_a_reload() {
     let stack = stack::spawn(true, |_| {}).await;
     let user = testkit::unique("dash-live");
-    let first = post(&stack, &user, chrono::Utc::now().timestamp_millis() - 86_400_000).await;
+    let first = stack.sync_ending(&user, "band-d", chrono::Utc::now().timestamp_millis() - 86_400_000).await;
     let res = stack
         .http
         .get(format!(
@@ -171,7 +152,7 @@ async fn a_sync_posted_while_the_dashboard_is_open_appears_without_a_reload() {
     // A mark on this page load: a reload would lose it.
     browser.eval(&page, "window.__loaded = 'once'").await;
 
-    let second = post(&stack, &user, chrono::Utc::now().timestamp_millis()).await;
+    let second = stack.sync_ending(&user, "band-d", chrono::Utc::now().timestamp_millis()).await;
     assert!(
         browser.wait_for(&page, "document.body.dataset.syncs === '2'", Duration::from_secs(15)).await,
         "the new sync ({}) appeared on the page: {}",

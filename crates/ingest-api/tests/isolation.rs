@@ -327,6 +327,10 @@ impl Stack {
         let status = res.status();
         let challenge =
             res.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        if res.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream")) {
+            // A live stream never ends: it was let in, and that is all the matrix asks.
+            return (status, challenge, Value::Null);
+        }
         let body = res.bytes().await.unwrap();
         (status, challenge, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }

@@ -5,9 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use ingest_api::example::standard_sync;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 mod stack;
 
@@ -126,23 +125,6 @@ async fn open(stack: &Stack, user: &str, token_user: &str, last_id: Option<&str>
     req.send().await.unwrap()
 }
 
-/// Posts a standard sync of `user` ending now; the 202's body.
-async fn post(stack: &Stack, user: &str) -> Value {
-    let mut body = standard_sync(uuid::Uuid::new_v4(), chrono::Utc::now().timestamp_millis(), 3, true);
-    let now = chrono::Utc::now().timestamp_millis();
-    body["clock"] = json!({"device_time_ms": now, "phone_time_ms": now + 1_200});
-    let res = stack
-        .http
-        .post(format!("{}/v1/devices/band-{user}/syncs", stack.api))
-        .bearer_auth(stack.signer.mint(user, Some(&format!("band-{user}")), Duration::from_secs(600)))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    res.json().await.unwrap()
-}
-
 /// Waits until the sync of `accepted` is processed, through a read with its token.
 async fn wait_processed(stack: &Stack, user: &str, accepted: &Value) {
     let res = stack
@@ -164,7 +146,7 @@ async fn a_stream_gets_its_sync_processed_within_a_second_of_the_commit() {
     let stack = stack::spawn(true, |_| {}).await;
     let user = testkit::unique("live");
     let mut sse = Sse::open(&stack, &user, None).await;
-    let accepted = post(&stack, &user).await;
+    let accepted = stack.sync(&user, &format!("band-{user}")).await;
     let sync_id = accepted["sync_id"].as_str().unwrap();
     let seen = sse.until_sync("sync.processed", sync_id, Duration::from_secs(20)).await;
     let received = chrono::Utc::now();
@@ -190,7 +172,7 @@ async fn a_reconnect_with_last_event_id_gets_what_it_missed_in_order_and_once() 
     let stack = stack::spawn(true, |s| s.live.keepalive = Duration::from_millis(300)).await;
     let user = testkit::unique("resume");
     let mut sse = Sse::open(&stack, &user, None).await;
-    let first = post(&stack, &user).await;
+    let first = stack.sync(&user, &format!("band-{user}")).await;
     let seen = sse.until_sync("sync.processed", first["sync_id"].as_str().unwrap(), Duration::from_secs(20)).await;
     let last_id = seen.last().unwrap().id.clone().unwrap();
     // Idle, the stream sends keep-alive comments.
@@ -201,7 +183,7 @@ async fn a_reconnect_with_last_event_id_gets_what_it_missed_in_order_and_once() 
     // Missed while disconnected.
     let mut missed = Vec::new();
     for _ in 0..3 {
-        let accepted = post(&stack, &user).await;
+        let accepted = stack.sync(&user, &format!("band-{user}")).await;
         wait_processed(&stack, &user, &accepted).await;
         missed.push(accepted["sync_id"].as_str().unwrap().to_owned());
     }
@@ -216,13 +198,13 @@ async fn a_reconnect_with_last_event_id_gets_what_it_missed_in_order_and_once() 
     let ids: Vec<&str> = replayed.iter().map(|m| m.data["sync_id"].as_str().unwrap()).collect();
     assert_eq!(ids, missed, "every missed sync, in log order, and not the one seen before");
     // Then live ones, and nothing replayed comes again.
-    let live = post(&stack, &user).await;
+    let live = stack.sync(&user, &format!("band-{user}")).await;
     let rest = sse.until_sync("sync.processed", live["sync_id"].as_str().unwrap(), Duration::from_secs(20)).await;
     let again: Vec<&Message> = rest.iter().filter(|m| m.event.as_deref() == Some("sync.processed")).collect::<Vec<_>>();
     assert_eq!(again.len(), 1, "no duplicates: {rest:?}");
 
     // A client that posts first and then opens the stream one offset before its sync sees it.
-    let early = post(&stack, &user).await;
+    let early = stack.sync(&user, &format!("band-{user}")).await;
     wait_processed(&stack, &user, &early).await;
     let before = format!("{}:{}", early["partition"], early["offset"].as_i64().unwrap() - 1);
     let mut late = Sse::open(&stack, &user, Some(&before)).await;
@@ -248,7 +230,7 @@ async fn a_stream_shows_only_its_own_users_events_and_streams_are_bounded() {
     let mut alices = Sse::open(&stack, &alice, None).await;
     let mut bobs = Sse::open(&stack, &bob, None).await;
     for _ in 0..2 {
-        let accepted = post(&stack, &alice).await;
+        let accepted = stack.sync(&alice, &format!("band-{alice}")).await;
         alices.until_sync("sync.processed", accepted["sync_id"].as_str().unwrap(), Duration::from_secs(20)).await;
     }
     let mut bob_saw = Vec::new();

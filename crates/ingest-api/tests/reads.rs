@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use ingest_api::example::standard_sync;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::unique;
@@ -25,28 +24,6 @@ async fn spawn_stack_with(with_processor: bool, max_waiters: usize, max_waiters_
 }
 
 impl Stack {
-    async fn sync(&self, user: &str, device: &str) -> Value {
-        self.sync_ending(user, device, chrono::Utc::now().timestamp_millis()).await
-    }
-
-    async fn sync_ending(&self, user: &str, device: &str, end_ms: i64) -> Value {
-        let mut body = standard_sync(uuid::Uuid::new_v4(), end_ms, 3, true);
-        // The phone syncs now (the server checks its clock); its device clock keeps the example's
-        // 1.2 s skew, so the wear's corrected times stay as they were.
-        let now = chrono::Utc::now().timestamp_millis();
-        body["clock"] = json!({"device_time_ms": now, "phone_time_ms": now + 1_200});
-        let res = self
-            .http
-            .post(format!("{}/v1/devices/{device}/syncs", self.api))
-            .bearer_auth(self.signer.mint(user, Some(device), Duration::from_secs(600)))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::ACCEPTED);
-        res.json().await.unwrap()
-    }
-
     async fn get(&self, path: &str, user: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let res = self
             .http

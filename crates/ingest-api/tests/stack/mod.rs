@@ -3,8 +3,13 @@
 //! [`Stack::stop`] stops both and waits for them: a test binary that exits while their threads
 //! run (the watermark listener, librdkafka's) can crash in exit handlers.
 
+use std::time::Duration;
+
 use ingest_api::auth::TokenSigner;
 use ingest_api::config::{Secret, Settings};
+use ingest_api::example::standard_sync;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 use testkit::apps::{self, RunningApp};
 use testkit::{unique, TestDatabase};
 
@@ -55,6 +60,32 @@ pub async fn spawn(with_processor: bool, adjust: impl FnOnce(&mut Settings)) -> 
 }
 
 impl Stack {
+    /// Posts a standard sync of `user` from `device` ending now; the 202's body.
+    #[allow(dead_code)] // not every test binary posts
+    pub async fn sync(&self, user: &str, device: &str) -> Value {
+        self.sync_ending(user, device, chrono::Utc::now().timestamp_millis()).await
+    }
+
+    /// Posts a standard sync of `user` from `device` ending at `end_ms`; the 202's body.
+    #[allow(dead_code)]
+    pub async fn sync_ending(&self, user: &str, device: &str, end_ms: i64) -> Value {
+        let mut body = standard_sync(uuid::Uuid::new_v4(), end_ms, 3, true);
+        // The phone syncs now (the server checks its clock); its device clock keeps the example's
+        // 1.2 s skew, so the wear's corrected times stay as they were.
+        let now = chrono::Utc::now().timestamp_millis();
+        body["clock"] = json!({"device_time_ms": now, "phone_time_ms": now + 1_200});
+        let res = self
+            .http
+            .post(format!("{}/v1/devices/{device}/syncs", self.api))
+            .bearer_auth(self.signer.mint(user, Some(device), Duration::from_secs(600)))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        res.json().await.unwrap()
+    }
+
     pub async fn start_processor(&mut self) {
         self.processor = Some(apps::spawn_processor(self.processor_settings.clone()).await);
     }
