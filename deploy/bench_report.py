@@ -1226,15 +1226,17 @@ def render(run_dir, md_out, json_out):
     if sse:
         w(f"- Live updates: {sse['streams']:,} streams (`devsim watch`, one per user of `devsim load --devices 1000`) open during the")
         w(f"  end-to-end run; {sse['sync_events']:,} sync events arrived, {sse['reopened']} streams reopened. Delivery is timed from the")
-        w("  sync's `processed_at` (the processor's transaction time, just before its commit) to the event's arrival, so it")
-        w(f"  bounds the time from the commit from above: p50 {fnum(sse['delivery_p50_ms'], 1)} ms, p90 {fnum(sse['delivery_p90_ms'], 1)} ms,")
-        w(f"  p99 {fnum(sse['delivery_p99_ms'], 1)} ms, max {fnum(sse['delivery_max_ms'], 1)} ms. It includes the batch's own write time")
-        w("  after `processed_at`, the listener's 5 ms wake-up tick and one indexed query per commit for every open stream.")
+        w("  event's `committed_at` (the processor's clock in its transaction's second-to-last statement, just before COMMIT)")
+        w(f"  to the event's arrival in devsim: p50 {fnum(sse['delivery_p50_ms'], 1)} ms, p90 {fnum(sse['delivery_p90_ms'], 1)} ms,")
+        w(f"  p99 {fnum(sse['delivery_p99_ms'], 1)} ms, max {fnum(sse['delivery_max_ms'], 1)} ms. It includes the commit itself, the")
+        w("  listener's 5 ms wake-up tick, one indexed query per commit for the users with a stream, and the wait for a core")
+        w("  (the load generator, ingest-api, the broker, the processor and PostgreSQL share them).")
     if rc:
         w(f"- Recompute: `processor recompute` of {rc['users']:,} users, {rc['user_days']:,} user-days (every row of the one-instance")
         w(f"  database marked as an older version) in {rc['seconds']:.1f} s; CPU per user-day: the processor {fnum(rc['processor_cpu_us_per_user_day'], 1)} µs,")
-        w(f"  PostgreSQL {fnum(rc['postgres_cpu_us_per_user_day'], 1)} µs. One user per transaction, one connection: it runs beside live processing")
-        w("  and takes one core at most.")
+        w(f"  PostgreSQL {fnum(rc['postgres_cpu_us_per_user_day'], 1)} µs. One user per transaction, on one connection per core (`--jobs`,")
+        w("  default the number of cores). What bounds it: the health model's cost per user-day (the micro benchmark's dense day")
+        w("  is a few ms), and for users with a day or two (most here) the per-user round trips and commit.")
     if rb:
         w(f"- Rebuild: `processor rebuild` of {rb['records']:,} records (the backlog and the end-to-end load) into a new database in")
         w(f"  {rb['seconds']:.1f} s, {fnum(rb['syncs_per_s'])} records/s; CPU per record: the processor {fnum(rb['processor_cpu_us_per_sync'], 1)} µs,")

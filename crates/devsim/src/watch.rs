@@ -20,8 +20,8 @@ pub struct Watched {
     pub model_updates: AtomicU64,
     /// Streams that had to be opened again.
     pub reopened: AtomicU64,
-    /// Per sync event, from the processor's transaction time (`processed_at`, just before its
-    /// commit) to the event's arrival here, in µs: an upper bound of the delivery from the commit.
+    /// Per sync event, from the processor's commit (`committed_at`: its clock just before the
+    /// commit) to the event's arrival here, in µs.
     pub delivery: Mutex<hdrhistogram::Histogram<u64>>,
     /// Whether each event is printed.
     print: bool,
@@ -139,7 +139,10 @@ fn print_event(user: &str, message: &str, last_id: &mut Option<String>, watched:
         "sync.processed" | "sync.failed" => {
             let counter = if kind == "sync.processed" { &watched.processed } else { &watched.failed };
             counter.fetch_add(1, Ordering::Relaxed);
-            if let Some(at) = data["processed_at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+            // From the commit when the event says when it was (live events), else from the
+            // transaction's start (replayed ones).
+            let since = data["committed_at"].as_str().or(data["processed_at"].as_str());
+            if let Some(at) = since.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
                 let micros = (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0);
                 let mut h = watched.delivery.lock().unwrap_or_else(|p| p.into_inner());
                 h.saturating_record(u64::try_from(micros).unwrap_or(0).max(1));
@@ -201,7 +204,7 @@ pub struct WatchReport {
     pub sync_events: u64,
     pub model_updates: u64,
     pub reopened: u64,
-    /// Delivery from the processor's transaction time to arrival, in milliseconds.
+    /// Delivery from the processor's commit to arrival, in milliseconds.
     pub delivery_ms: DeliveryMs,
 }
 

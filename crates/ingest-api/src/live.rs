@@ -70,15 +70,28 @@ pub struct LiveEvent {
     pub data: String,
 }
 
+/// The data of a `sync.processed` or `sync.failed` event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveSync {
+    #[serde(flatten)]
+    pub sync: RecordedSync,
+    /// When the processor committed it (its clock just before the commit); live events only,
+    /// not those a reconnect replays
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub committed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 impl LiveEvent {
-    fn sync(row: queries::SyncRow, committed: i64) -> Self {
+    fn sync(row: queries::SyncRow, committed: i64, committed_at: Option<chrono::DateTime<chrono::Utc>>) -> Self {
         let position = Some((row.kafka_partition, row.kafka_offset));
-        let recorded = RecordedSync::from_row(row, committed);
-        let kind = match recorded.status {
+        let sync = RecordedSync::from_row(row, committed);
+        let kind = match sync.status {
             reads::SyncOutcome::Processed => "sync.processed",
             reads::SyncOutcome::Failed => "sync.failed",
         };
-        Self { kind, position, data: serde_json::to_string(&recorded).expect("a sync serializes") }
+        let data = serde_json::to_string(&LiveSync { sync, committed_at }).expect("a sync serializes");
+        Self { kind, position, data }
     }
 
     fn is_sync(&self) -> bool {
@@ -237,14 +250,16 @@ impl LiveHub {
         }
     }
 
-    /// A partition's watermark moved from `after` to `through`: hands the sync statuses in
-    /// between to their users' streams. Runs on the listener's connection.
+    /// A partition's watermark moved from `after` to `through` in a commit at `committed_at`:
+    /// hands the sync statuses in between to their users' streams. Runs on the listener's
+    /// connection.
     pub fn on_advance(
         &self,
         conn: &mut PgConnection,
         partition: i32,
         after: i64,
         through: i64,
+        committed_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> diesel::QueryResult<()> {
         let users = self.users();
         if users.is_empty() || through <= after {
@@ -252,7 +267,7 @@ impl LiveHub {
         }
         for row in queries::syncs_between(conn, partition, after, through, &users)? {
             let user = row.user_id.clone();
-            self.send(&user, Arc::new(LiveEvent::sync(row, through)));
+            self.send(&user, Arc::new(LiveEvent::sync(row, through, committed_at)));
         }
         Ok(())
     }
@@ -349,7 +364,7 @@ fn parse_event_id(id: &str) -> Result<(i32, i64), ApiError> {
 /// The user's live events, as Server-Sent Events
 ///
 /// `sync.processed` and `sync.failed` (data: the sync's status, as GET /v1/syncs/{sync_id} gives
-/// it) as soon as the processor's transaction commits, and `model.updated` (data: the days that
+/// it, with `committed_at`) as soon as the processor's transaction commits, and `model.updated` (data: the days that
 /// changed). Each sync event's id is its `partition:offset`; reconnect with `Last-Event-ID` to
 /// get every sync after it first (at most INGEST_EVENTS_REPLAY_MAX; past that, a
 /// `replay.truncated` event says to reload the model). A comment line every 15 s keeps the
@@ -366,7 +381,7 @@ fn parse_event_id(id: &str) -> Result<(i32, i64), ApiError> {
         EventsQuery,
     ),
     responses(
-        (status = 200, description = "the event stream (text/event-stream): events `sync.processed` and `sync.failed` (data: RecordedSync), `model.updated` (data: ModelUpdated), `replay.truncated`; comment lines keep it alive",
+        (status = 200, description = "the event stream (text/event-stream): events `sync.processed` and `sync.failed` (data: LiveSync), `model.updated` (data: ModelUpdated), `replay.truncated`; comment lines keep it alive",
             body = String, content_type = "text/event-stream"),
         (status = 400, response = crate::openapi::BadQuery),
         (status = 401, response = crate::openapi::Unauthorized),
@@ -413,7 +428,7 @@ pub(crate) async fn events(
             for row in rows {
                 // Processed up to at least its own offset.
                 let committed = row.kafka_offset;
-                let event = LiveEvent::sync(row, committed);
+                let event = LiveEvent::sync(row, committed, None);
                 if let Some((p, o)) = event.position {
                     last_sent.insert(p, o);
                 }

@@ -48,7 +48,7 @@ const DESCRIPTION: &str = "The command side of the fitness tracker backend. A va
         crate::live::events,
     ),
     components(
-        schemas(crate::export::ExportLine, crate::live::ModelUpdated, crate::reads::RecordedSync),
+        schemas(crate::export::ExportLine, crate::live::ModelUpdated, crate::live::LiveSync),
         responses(BadQuery, Unauthorized, OtherUsersData, NotTheUsersToken, NotYetProcessed, RateLimited, ReadUnavailable),
     ),
     modifiers(&Access),

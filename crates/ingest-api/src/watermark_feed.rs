@@ -37,6 +37,9 @@ struct Notification {
     topic: String,
     partition: i32,
     offset: i64,
+    /// The processor's clock just before its commit (absent from older processors).
+    #[serde(default)]
+    committed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Why a wait was not started.
@@ -238,7 +241,7 @@ impl WatermarkFeed {
             let before = self.current(partition);
             self.publish(partition, offset, true);
             if let Some(before) = before {
-                live.on_advance(&mut conn, partition, before, offset)?;
+                live.on_advance(&mut conn, partition, before, offset, None)?;
             }
         }
         self.connected.store(true, Ordering::Relaxed);
@@ -261,7 +264,7 @@ impl WatermarkFeed {
                     Ok(n) if n.topic == self.topic => {
                         let before = self.current(n.partition).unwrap_or(-1);
                         self.publish(n.partition, n.offset, false);
-                        live.on_advance(&mut conn, n.partition, before, n.offset)?;
+                        live.on_advance(&mut conn, n.partition, before, n.offset, n.committed_at)?;
                     }
                     Ok(_) => {}
                     Err(e) => log::warn!("ignoring a malformed watermark notification {:?}: {e}", notification.payload),

@@ -140,7 +140,8 @@ diesel::table! {
 }
 
 /// The PostgreSQL channel on which the processor announces each raised watermark, as JSON
-/// `{"topic", "partition", "offset"}`, when its transaction commits; readers `LISTEN` on it.
+/// `{"topic", "partition", "offset", "committed_at"}`, when its transaction commits; readers
+/// `LISTEN` on it. `committed_at` is the clock just before the commit.
 pub const WATERMARK_CHANNEL: &str = "processor_watermarks";
 
 /// The PostgreSQL channel on which the processor announces, when its transaction commits, each

@@ -170,17 +170,26 @@ pub struct RecomputeSummary {
 }
 
 /// `processor recompute`: recomputes the users of `scope` from their stored samples, one
-/// transaction each, beside running processors (see the recompute module), with a progress bar
-/// on a terminal and a line every 10 s otherwise (a Kubernetes Job's log).
-pub async fn recompute_users(settings: &Settings, scope: RecomputeScope) -> anyhow::Result<RecomputeSummary> {
+/// transaction each, on `jobs` connections in parallel, beside running processors (see the
+/// recompute module), with a progress bar on a terminal and a line every 10 s otherwise (a
+/// Kubernetes Job's log).
+pub async fn recompute_users(
+    settings: &Settings,
+    scope: RecomputeScope,
+    jobs: usize,
+) -> anyhow::Result<RecomputeSummary> {
     use std::io::IsTerminal;
-    let pool = db::pool(&settings.database_url, 1);
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let jobs = jobs.max(1);
+    let pool = db::pool(&settings.database_url, u32::try_from(jobs).unwrap_or(u32::MAX));
     migrate(&pool).await.context("is PostgreSQL up and DATABASE_URL right?")?;
     let topic = settings.topic.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<RecomputeSummary> {
-        let mut conn = pool.get().context("connecting to PostgreSQL")?;
         let only_if_behind = scope == RecomputeScope::Behind;
-        let users = recompute::users(&mut conn, &scope)?;
+        let users = {
+            let mut conn = pool.get().context("connecting to PostgreSQL")?;
+            recompute::users(&mut conn, &scope)?
+        };
         let bar = indicatif::ProgressBar::new(users.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -190,23 +199,49 @@ pub async fn recompute_users(settings: &Settings, scope: RecomputeScope) -> anyh
             .progress_chars("=> "),
         );
         let terminal = std::io::stderr().is_terminal();
-        let started = std::time::Instant::now();
-        let mut last_line = started;
-        let mut summary = RecomputeSummary::default();
-        for user in &users {
-            let done = recompute::recompute_user(&mut conn, &topic, user, only_if_behind, None)
-                .with_context(|| format!("recomputing user {user}"))?;
-            summary.users += 1;
-            summary.user_days += done.series_days;
-            summary.already_current += usize::from(!done.done);
-            bar.inc(1);
-            bar.set_message(format!("{} user-days", summary.user_days));
-            if !terminal && last_line.elapsed() >= std::time::Duration::from_secs(10) {
-                last_line = std::time::Instant::now();
-                eprintln!("recompute: {} of {} users, {} user-days", summary.users, users.len(), summary.user_days);
+        let next = AtomicUsize::new(0);
+        let totals = Mutex::new((RecomputeSummary::default(), std::time::Instant::now()));
+        // Each job takes the next user until none is left; the first error stops them all.
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let workers: Vec<_> = (0..jobs)
+                .map(|_| {
+                    scope.spawn(|| -> anyhow::Result<()> {
+                        let mut conn = pool.get().context("connecting to PostgreSQL")?;
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(user) = users.get(i) else { return Ok(()) };
+                            let done = recompute::recompute_user(&mut conn, &topic, user, only_if_behind, None)
+                                .map_err(|e| {
+                                    next.store(users.len(), Ordering::Relaxed);
+                                    anyhow::anyhow!("recomputing user {user}: {e}")
+                                })?;
+                            let mut totals = totals.lock().unwrap_or_else(|p| p.into_inner());
+                            let (summary, last_line) = &mut *totals;
+                            summary.users += 1;
+                            summary.user_days += done.series_days;
+                            summary.already_current += usize::from(!done.done);
+                            bar.inc(1);
+                            bar.set_message(format!("{} user-days", summary.user_days));
+                            if !terminal && last_line.elapsed() >= std::time::Duration::from_secs(10) {
+                                *last_line = std::time::Instant::now();
+                                eprintln!(
+                                    "recompute: {} of {} users, {} user-days",
+                                    summary.users,
+                                    users.len(),
+                                    summary.user_days
+                                );
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker.join().map_err(|_| anyhow::anyhow!("a recompute job panicked"))??;
             }
-        }
+            Ok(())
+        })?;
         bar.finish_and_clear();
+        let (summary, _) = totals.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(summary)
     })
     .await?

@@ -7,9 +7,10 @@ const USAGE: &str = "usage: processor [run | migrate | create-topics]
   create-topics  create the event topic and its DLQ if missing (PROCESSOR_TOPIC_PARTITIONS, default 6;
                  PROCESSOR_TOPIC_REPLICATION and PROCESSOR_TOPIC_MIN_INSYNC_REPLICAS, default 1 and 1;
                  PROCESSOR_TOPIC_RETENTION_MS, default 604800000 = 7 days)
-  recompute [--user U | --all]
+  recompute [--user U | --all] [--jobs N]
                  recompute the health model from the stored samples, beside running processors:
-                 the users with rows of an older model version (default), one user, or everyone
+                 the users with rows of an older model version (default), one user, or everyone,
+                 on N connections in parallel (default: the number of cores)
   rebuild --database URL --group G
                  build the whole model into a new, empty database from the topic's earliest offset,
                  with consumer group G, and stop at the end of the log as it was at the start
@@ -74,14 +75,26 @@ async fn adopt_topic() -> anyhow::Result<()> {
 }
 
 async fn recompute(args: Vec<String>) -> anyhow::Result<()> {
-    let scope = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        [] => processor::RecomputeScope::Behind,
-        ["--all"] => processor::RecomputeScope::All,
-        ["--user", user] if !user.is_empty() => processor::RecomputeScope::User((*user).to_owned()),
-        _ => anyhow::bail!("recompute takes no argument, --all, or --user USER_ID\n{USAGE}"),
-    };
+    let mut scope = processor::RecomputeScope::Behind;
+    let mut jobs = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut args = args.iter().map(String::as_str);
+    let usage = || anyhow::anyhow!("recompute takes --all or --user USER_ID, and --jobs N\n{USAGE}");
+    while let Some(arg) = args.next() {
+        match arg {
+            "--all" => scope = processor::RecomputeScope::All,
+            "--user" => match args.next() {
+                Some(user) if !user.is_empty() => scope = processor::RecomputeScope::User(user.to_owned()),
+                _ => return Err(usage()),
+            },
+            "--jobs" => match args.next().and_then(|n| n.parse::<usize>().ok()).filter(|n| (1..=64).contains(n)) {
+                Some(n) => jobs = n,
+                None => anyhow::bail!("--jobs takes a whole number from 1 to 64\n{USAGE}"),
+            },
+            _ => return Err(usage()),
+        }
+    }
     let settings = Settings::from_env()?;
-    let summary = processor::recompute_users(&settings, scope).await?;
+    let summary = processor::recompute_users(&settings, scope, jobs).await?;
     println!(
         "recomputed {} user(s), {} user-day(s), at model version {}{}",
         summary.users - summary.already_current,

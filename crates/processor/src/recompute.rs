@@ -66,6 +66,9 @@ pub fn recompute_user(
     cache: Option<&Mutex<ModelCache>>,
 ) -> Result<UserRecomputed, ApplyError> {
     let (result, rewrites) = conn.transaction(|conn| -> Result<_, ApplyError> {
+        // Derived rows only: a commit lost in a crash leaves the user's older rows, which the next
+        // recompute redoes; waiting for the WAL flush per user would bound the rate instead.
+        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
         let partitions = sql::partitions_of_user(conn, user)?;
         let rewrites = sql::lock_for_rewrite(conn, topic, &partitions)?;
         if only_if_behind && !sql::user_behind(conn, user, health_model::MODEL_VERSION)? {

@@ -85,7 +85,8 @@ pub fn watermarks(conn: &mut PgConnection, topic: &str) -> QueryResult<std::coll
 
 /// Raises the watermark; with `notify`, in the same statement, queues a notification on
 /// [`model_schema::WATERMARK_CHANNEL`] that PostgreSQL delivers only when the transaction commits (no extra
-/// round trip on the hot path).
+/// round trip on the hot path). Its `committed_at` is the clock at this, the transaction's
+/// second-to-last statement: the commit's time within a few milliseconds, for live streams.
 pub fn raise_watermark(
     conn: &mut PgConnection,
     topic: &str,
@@ -98,7 +99,7 @@ pub fn raise_watermark(
          SET committed_offset = GREATEST(committed_offset, $3), updated_at = now() \
          WHERE topic = $1 AND kafka_partition = $2 RETURNING topic, kafka_partition, committed_offset) \
          SELECT pg_notify($5, json_build_object('topic', topic, 'partition', kafka_partition, \
-         'offset', committed_offset)::text) FROM raised WHERE $4",
+         'offset', committed_offset, 'committed_at', clock_timestamp())::text) FROM raised WHERE $4",
     )
     .bind::<Text, _>(topic)
     .bind::<Integer, _>(partition)

@@ -103,11 +103,15 @@ async fn an_erasure_deletes_every_row_of_its_user_and_nothing_brings_them_back()
     assert!(watermark >= positions[1].1);
     let expected = serde_json::json!({"topic": topic, "partition": alice_partition, "offset": watermark});
     let mut seen = Vec::new();
-    eventually(Duration::from_secs(10), "the watermark notification", || {
+    let announced = eventually(Duration::from_secs(10), "the watermark notification", || {
         seen.extend(notifications(&mut listener));
-        seen.contains(&expected).then_some(())
+        // Position and topic as expected; `committed_at` is the processor's clock at the commit.
+        seen.iter().find(|n| ["topic", "partition", "offset"].iter().all(|k| n[*k] == expected[*k])).cloned()
     })
     .await;
+    let committed_at: chrono::DateTime<chrono::Utc> =
+        announced["committed_at"].as_str().expect("the commit's time").parse().expect("a timestamp");
+    assert!((chrono::Utc::now() - committed_at).num_seconds().abs() < 60, "{announced}");
 
     // One more sync of alice, then her erasure, then a sync after it, back to back (possibly one
     // batch). The erasure's request time is earlier than every sync's ingest time here, so only

@@ -108,12 +108,12 @@ async fn rows_of_an_older_version_are_recomputed_in_the_background_beside_live_e
 
     // `processor recompute` beside the running processor: one user on demand, then those behind.
     age_rows(&mut conn, &users[..2]);
-    let one = processor::recompute_users(&settings, processor::RecomputeScope::User(users[0].clone()))
+    let one = processor::recompute_users(&settings, processor::RecomputeScope::User(users[0].clone()), 1)
         .await
         .expect("recomputes one user");
     assert_eq!((one.users, one.already_current), (1, 0));
     assert!(one.user_days >= 5, "the user's series: {one:?}");
-    let rest = processor::recompute_users(&settings, processor::RecomputeScope::Behind).await.expect("recomputes");
+    let rest = processor::recompute_users(&settings, processor::RecomputeScope::Behind, 2).await.expect("recomputes");
     assert_eq!(rest.users, 1, "only the user still behind: {rest:?}");
     assert_eq!(behind(&mut conn), 0);
     // A live event after the recompute resumes from the recomputed rows.
