@@ -13,9 +13,10 @@
 //! after that position, in order, then the live ones: the stream subscribes before it reads, and
 //! drops any live event at or below what it replayed, so nothing is missed or sent twice.
 //!
-//! Bounded: streams per user and in all (429 and 503 past them), each with a bounded queue. A
-//! stream whose client does not keep up is closed rather than allowed to hold the listener back;
-//! its client reconnects with its last id and misses nothing.
+//! Bounded: streams per user and in all (429 and 503 past them), each with a bounded queue and a
+//! bounded replay. A stream whose client does not keep up is closed rather than allowed to hold
+//! the listener back; its client reconnects with its last id and misses no sync (`model.updated`
+//! events are not replayed).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,13 +51,14 @@ pub struct LiveSettings {
     pub max_streams_per_user: usize,
     /// A comment line this often keeps proxies from closing an idle stream.
     pub keepalive: Duration,
-    /// The most syncs a reconnect replays; past it, `replay.truncated` tells the client to reload.
+    /// The most syncs a reconnect replays (held in memory while they are sent); past it,
+    /// `replay.truncated` tells the client to reload.
     pub replay_max: usize,
 }
 
 impl Default for LiveSettings {
     fn default() -> Self {
-        Self { max_streams: 2000, max_streams_per_user: 4, keepalive: Duration::from_secs(15), replay_max: 1000 }
+        Self { max_streams: 2000, max_streams_per_user: 4, keepalive: Duration::from_secs(15), replay_max: 200 }
     }
 }
 
@@ -415,6 +417,9 @@ pub(crate) async fn events(
     let mut pending = VecDeque::new();
     let mut last_sent: HashMap<i32, i64> = HashMap::new();
     if let Some((partition, offset)) = last {
+        // The client has everything up to its id: a live event at or below it is not news (it
+        // may come from another instance's listener that is behind this one's).
+        last_sent.insert(partition, offset);
         let max = state.live.settings.replay_max;
         let u = user.clone();
         let rows =

@@ -130,11 +130,6 @@ impl WatermarkFeed {
         }
     }
 
-    /// The partition's watermark as last seen, if the feed knows the partition.
-    fn current(&self, partition: i32) -> Option<i64> {
-        self.partitions.lock().unwrap_or_else(|p| p.into_inner()).get(&partition).map(|tx| *tx.borrow())
-    }
-
     /// A receiver of the partition's watermark, starting from `known` when the feed has not
     /// seen the partition yet.
     fn subscribe(&self, partition: i32, known: i64) -> watch::Receiver<i64> {
@@ -205,8 +200,11 @@ impl WatermarkFeed {
         let spawned = std::thread::Builder::new().name("watermark-listener".into()).spawn(move || {
             let _done = done_tx; // dropped when the thread ends: the handle hears it
             let mut backoff = Duration::from_millis(100);
+            // Per partition, the offset up to which live streams were handed the sync statuses;
+            // kept across reconnects, so what a lost connection missed is handed on after it.
+            let mut delivered: Option<HashMap<i32, i64>> = None;
             while !stop.load(Ordering::Relaxed) {
-                match feed.listen(&database_url, &live, &stop) {
+                match feed.listen(&database_url, &live, &mut delivered, &stop) {
                     Ok(()) => break,
                     Err(e) => {
                         if feed.connected.swap(false, Ordering::Relaxed) {
@@ -230,20 +228,35 @@ impl WatermarkFeed {
     }
 
     /// One connection's life: LISTEN, reload, then notifications until an error or `stop`.
-    fn listen(&self, database_url: &str, live: &LiveHub, stop: &AtomicBool) -> Result<(), diesel::result::Error> {
+    /// `delivered` is None before the first load (then nothing before it is news to anyone).
+    fn listen(
+        &self,
+        database_url: &str,
+        live: &LiveHub,
+        delivered: &mut Option<HashMap<i32, i64>>,
+        stop: &AtomicBool,
+    ) -> Result<(), diesel::result::Error> {
         let mut conn = PgConnection::establish(&with_liveness(database_url))
             .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
         diesel::sql_query(format!("LISTEN {CHANNEL}")).execute(&mut conn)?;
         diesel::sql_query(format!("LISTEN {}", model_schema::MODEL_UPDATES_CHANNEL)).execute(&mut conn)?;
-        // LISTEN first, then read: a commit in between is in both, never in neither. What was
-        // committed while the connection was down goes to the live streams now.
-        for (partition, offset) in crate::reads::queries::watermarks(&mut conn, &self.topic)? {
-            let before = self.current(partition);
+        // LISTEN first, then read: a commit in between is in both, never in neither.
+        let loaded = crate::reads::queries::watermarks(&mut conn, &self.topic)?;
+        for &(partition, offset) in &loaded {
             self.publish(partition, offset, true);
-            if let Some(before) = before {
-                live.on_advance(&mut conn, partition, before, offset, None)?;
-            }
         }
+        match delivered {
+            // A reconnect: what was committed while the connection was down goes to the streams.
+            Some(delivered) => {
+                for &(partition, offset) in &loaded {
+                    let before = delivered.get(&partition).copied().unwrap_or(-1);
+                    live.on_advance(&mut conn, partition, before, offset, None)?;
+                    delivered.insert(partition, before.max(offset));
+                }
+            }
+            None => *delivered = Some(loaded.iter().copied().collect()),
+        }
+        let delivered = delivered.as_mut().expect("set above");
         self.connected.store(true, Ordering::Relaxed);
         self.listener_up.set(1);
         log::info!("watermark listener connected: reads with a wait are woken by the processor's commits");
@@ -254,20 +267,39 @@ impl WatermarkFeed {
             for notification in conn.notifications_iter() {
                 received.push(notification?);
             }
+            // Waiting reads first, then the live streams, in commit order.
+            let mut advances = Vec::new();
             for notification in &received {
                 if notification.channel == model_schema::MODEL_UPDATES_CHANNEL {
-                    live.on_model_update(&notification.payload);
+                    advances.push(None);
                     continue;
                 }
                 self.notifications.inc();
                 match serde_json::from_str::<Notification>(&notification.payload) {
                     Ok(n) if n.topic == self.topic => {
-                        let before = self.current(n.partition).unwrap_or(-1);
                         self.publish(n.partition, n.offset, false);
-                        live.on_advance(&mut conn, n.partition, before, n.offset, n.committed_at)?;
+                        advances.push(Some(n));
                     }
                     Ok(_) => {}
                     Err(e) => log::warn!("ignoring a malformed watermark notification {:?}: {e}", notification.payload),
+                }
+            }
+            let mut updates = received.iter().filter(|n| n.channel == model_schema::MODEL_UPDATES_CHANNEL);
+            for advance in advances {
+                match advance {
+                    Some(n) => {
+                        // A partition first seen now is new since the listener started.
+                        let before = delivered.get(&n.partition).copied().unwrap_or(-1);
+                        if n.offset > before {
+                            live.on_advance(&mut conn, n.partition, before, n.offset, n.committed_at)?;
+                            delivered.insert(n.partition, n.offset);
+                        }
+                    }
+                    None => {
+                        if let Some(update) = updates.next() {
+                            live.on_model_update(&update.payload);
+                        }
+                    }
                 }
             }
             if !received.is_empty() {

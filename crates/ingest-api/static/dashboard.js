@@ -124,6 +124,11 @@
         const headers = { Authorization: "Bearer " + token, Accept: "text/event-stream" };
         if (lastId) headers["Last-Event-ID"] = lastId;
         const res = await fetch(`/v1/users/${encodeURIComponent(user)}/events`, { headers });
+        // A token that is refused will not be accepted later: say so and stop.
+        if (res.status === 401 || res.status === 403) {
+          document.body.dataset.live = "refused";
+          return;
+        }
         if (!res.ok) throw new Error("live updates: " + res.status);
         document.body.dataset.live = "open";
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -154,8 +159,9 @@
   async function main() {
     if (!user || !token) return fail("Open this page as /dashboard#user=USER&token=TOKEN (mint one with `ingest-api token --user USER`).");
     document.getElementById("user").textContent = user;
-    await render();
+    // The stream first, then the first drawing: a sync processed in between still redraws.
     follow();
+    await render();
   }
 
   main().catch((e) => fail(String(e.message || e)));

@@ -109,6 +109,7 @@ impl Application {
             tokio::spawn(recompute::in_background(
                 self.worker.pool.clone(),
                 self.worker.settings.topic.clone(),
+                self.worker.settings.max_series_days,
                 self.worker.cache.clone(),
                 self.worker.metrics.clone(),
                 stop_recompute.clone(),
@@ -166,6 +167,8 @@ pub struct RecomputeSummary {
     pub users: usize,
     /// Users another process had brought up to date meanwhile.
     pub already_current: usize,
+    /// Users whose data cannot be computed (logged; their rows keep their version).
+    pub skipped: usize,
     pub user_days: usize,
 }
 
@@ -183,7 +186,7 @@ pub async fn recompute_users(
     let jobs = jobs.max(1);
     let pool = db::pool(&settings.database_url, u32::try_from(jobs).unwrap_or(u32::MAX));
     migrate(&pool).await.context("is PostgreSQL up and DATABASE_URL right?")?;
-    let topic = settings.topic.clone();
+    let (topic, max_series_days) = (settings.topic.clone(), settings.max_series_days);
     tokio::task::spawn_blocking(move || -> anyhow::Result<RecomputeSummary> {
         let only_if_behind = scope == RecomputeScope::Behind;
         let users = {
@@ -210,16 +213,35 @@ pub async fn recompute_users(
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(user) = users.get(i) else { return Ok(()) };
-                            let done = recompute::recompute_user(&mut conn, &topic, user, only_if_behind, None)
-                                .map_err(|e| {
+                            let done = match recompute::recompute_user(
+                                &mut conn,
+                                &topic,
+                                user,
+                                only_if_behind,
+                                max_series_days,
+                                None,
+                            ) {
+                                Ok(done) => Some(done),
+                                // The data's fault: this user only.
+                                Err(e) if e.may_be_poison() => {
+                                    bar.suspend(|| eprintln!("recompute: user {user} skipped: {e}"));
+                                    None
+                                }
+                                Err(e) => {
                                     next.store(users.len(), Ordering::Relaxed);
-                                    anyhow::anyhow!("recomputing user {user}: {e}")
-                                })?;
+                                    return Err(anyhow::anyhow!("recomputing user {user}: {e}"));
+                                }
+                            };
                             let mut totals = totals.lock().unwrap_or_else(|p| p.into_inner());
                             let (summary, last_line) = &mut *totals;
                             summary.users += 1;
-                            summary.user_days += done.series_days;
-                            summary.already_current += usize::from(!done.done);
+                            match done {
+                                Some(done) => {
+                                    summary.user_days += done.series_days;
+                                    summary.already_current += usize::from(!done.done);
+                                }
+                                None => summary.skipped += 1,
+                            }
                             bar.inc(1);
                             bar.set_message(format!("{} user-days", summary.user_days));
                             if !terminal && last_line.elapsed() >= std::time::Duration::from_secs(10) {

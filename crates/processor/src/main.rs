@@ -96,15 +96,16 @@ async fn recompute(args: Vec<String>) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let summary = processor::recompute_users(&settings, scope, jobs).await?;
     println!(
-        "recomputed {} user(s), {} user-day(s), at model version {}{}",
-        summary.users - summary.already_current,
+        "recomputed {} user(s), {} user-day(s), at model version {}{}{}",
+        summary.users - summary.already_current - summary.skipped,
         summary.user_days,
         health_model::MODEL_VERSION,
         if summary.already_current > 0 {
             format!("; {} were already current", summary.already_current)
         } else {
             String::new()
-        }
+        },
+        if summary.skipped > 0 { format!("; {} skipped (see above)", summary.skipped) } else { String::new() }
     );
     Ok(())
 }

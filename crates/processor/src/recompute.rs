@@ -57,12 +57,14 @@ pub fn users(conn: &mut PgConnection, scope: &Scope) -> QueryResult<Vec<String>>
 
 /// Recomputes `user` in one transaction. With `only_if_behind`, a user whose rows are all
 /// current (another replica did it meanwhile) is left alone. `cache`: this process's model
-/// cache, kept valid for the partitions' other users.
+/// cache, kept valid for the partitions' other users. A user whose samples span more than
+/// `max_series_days` is refused (unusable): their rows are what bounds the transaction's memory.
 pub fn recompute_user(
     conn: &mut PgConnection,
     topic: &str,
     user: &str,
     only_if_behind: bool,
+    max_series_days: u64,
     cache: Option<&Mutex<ModelCache>>,
 ) -> Result<UserRecomputed, ApplyError> {
     let (result, rewrites) = conn.transaction(|conn| -> Result<_, ApplyError> {
@@ -74,7 +76,7 @@ pub fn recompute_user(
         if only_if_behind && !sql::user_behind(conn, user, health_model::MODEL_VERSION)? {
             return Ok((UserRecomputed::default(), Vec::new()));
         }
-        let result = rewrite_user(conn, user)?;
+        let result = rewrite_user(conn, user, max_series_days)?;
         Ok((result, rewrites))
     })?;
     if let Some(cache) = cache {
@@ -90,13 +92,20 @@ pub fn recompute_user(
 }
 
 /// Replaces the user's daily and rolling rows with ones computed from the stored samples.
-fn rewrite_user(conn: &mut PgConnection, user: &str) -> Result<UserRecomputed, ApplyError> {
+fn rewrite_user(conn: &mut PgConnection, user: &str, max_series_days: u64) -> Result<UserRecomputed, ApplyError> {
     let profile = sql::load_profiles(conn, &[user])?.first().map(apply::stored_profile);
     let mut model = UserModel { profile, ..UserModel::default() };
     let mut daily_rows = Vec::new();
     let mut series = Series::default();
     let mut data = DayData::default();
     if let Some((first, last)) = sql::sample_span(conn, user)? {
+        let span = (last - first).num_days().unsigned_abs() + 2;
+        if span > max_series_days {
+            return Err(ApplyError::Unusable(format!(
+                "the samples of user {user} span {span} days ({first} to {last}); the limit is {max_series_days} \
+                 (PROCESSOR_MAX_SERIES_DAYS)"
+            )));
+        }
         // Every day from the first with samples to the day after the last (its night may be
         // the last evening's), in order; a day needs its own samples and the day before's.
         let end = last.succ_opt().unwrap_or(last);
@@ -146,6 +155,7 @@ fn rewrite_user(conn: &mut PgConnection, user: &str) -> Result<UserRecomputed, A
 pub async fn in_background(
     pool: crate::db::PgPool,
     topic: String,
+    max_series_days: u64,
     cache: std::sync::Arc<Mutex<ModelCache>>,
     metrics: crate::metrics::Metrics,
     shutdown: tokio_util::sync::CancellationToken,
@@ -189,7 +199,7 @@ pub async fn in_background(
             let (pool, topic, cache, id) = (pool.clone(), topic.clone(), cache.clone(), user.clone());
             let result = tokio::task::spawn_blocking(move || -> Result<UserRecomputed, ApplyError> {
                 let mut conn = pool.get().map_err(|e| ApplyError::Pool(e.to_string()))?;
-                recompute_user(&mut conn, &topic, &id, true, Some(&cache))
+                recompute_user(&mut conn, &topic, &id, true, max_series_days, Some(&cache))
             })
             .await
             .unwrap_or_else(|e| Err(ApplyError::Unusable(format!("the recompute panicked: {e}"))));

@@ -35,39 +35,29 @@ pub fn lock_watermark(conn: &mut PgConnection, topic: &str, partition: i32) -> Q
 
 /// Locks the watermark rows of `partitions` (in partition order, as a batch never holds two)
 /// and raises their model epoch: the rewrite about to happen outside the log invalidates every
-/// cached model of theirs. Returns each partition's row before and after.
+/// cached model of theirs. A missing row is created (at -1, as a batch would), so the lock holds
+/// also after `adopt-topic` cleared the rows. Returns each partition's row before and after.
 pub fn lock_for_rewrite(
     conn: &mut PgConnection,
     topic: &str,
     partitions: &[i32],
 ) -> QueryResult<Vec<(i32, WatermarkRow, WatermarkRow)>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Integer)]
-        kafka_partition: i32,
-        #[diesel(sql_type = BigInt)]
-        committed_offset: i64,
-        #[diesel(sql_type = BigInt)]
-        model_epoch: i64,
-    }
     let mut out = Vec::new();
     let mut sorted = partitions.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     for partition in sorted {
-        let row: Option<Row> = diesel::sql_query(
-            "UPDATE partition_watermarks SET model_epoch = model_epoch + 1 \
-             WHERE topic = $1 AND kafka_partition = $2 RETURNING kafka_partition, committed_offset, model_epoch",
+        let after: WatermarkRow = diesel::sql_query(
+            "INSERT INTO partition_watermarks (topic, kafka_partition, committed_offset, model_epoch) \
+             VALUES ($1, $2, -1, 1) \
+             ON CONFLICT (topic, kafka_partition) DO UPDATE SET model_epoch = partition_watermarks.model_epoch + 1 \
+             RETURNING committed_offset, model_epoch",
         )
         .bind::<Text, _>(topic)
         .bind::<Integer, _>(partition)
-        .get_result(conn)
-        .optional()?;
-        if let Some(r) = row {
-            let after = WatermarkRow { committed_offset: r.committed_offset, model_epoch: r.model_epoch };
-            let before = WatermarkRow { model_epoch: r.model_epoch - 1, ..after };
-            out.push((r.kafka_partition, before, after));
-        }
+        .get_result(conn)?;
+        let before = WatermarkRow { model_epoch: after.model_epoch - 1, ..after };
+        out.push((partition, before, after));
     }
     Ok(out)
 }

@@ -1,9 +1,9 @@
 -- Which health model (health_model::MODEL_VERSION) computed each row. Every row so far came from
 -- version 1. A processor with a newer version recomputes older rows from the stored samples.
+-- The default stays: a processor older than this migration, still running during a rolling
+-- upgrade, writes rows without the column, and version 1 is what computed them.
 ALTER TABLE daily_metrics ADD COLUMN model_version INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE rolling_metrics ADD COLUMN model_version INTEGER NOT NULL DEFAULT 1;
-ALTER TABLE daily_metrics ALTER COLUMN model_version DROP DEFAULT;
-ALTER TABLE rolling_metrics ALTER COLUMN model_version DROP DEFAULT;
 -- Finding the users a recompute still has to do.
 CREATE INDEX daily_metrics_by_model_version ON daily_metrics (model_version, user_id);
 CREATE INDEX rolling_metrics_by_model_version ON rolling_metrics (model_version, user_id);
