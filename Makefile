@@ -26,6 +26,9 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 deny: ## Supply-chain policy (deny.toml): licenses, banned crates, sources; offline
+	@# cargo-deny reads every target's packages (Windows ones too), which a Linux build never
+	@# downloads: fetch them first (a no-op once they are in the registry cache).
+	cargo fetch --locked --quiet
 	@source deploy/lib.sh && ensure_cargo_deny && "$$CARGO_DENY_BIN" --offline check --hide-inclusion-graph licenses bans sources
 
 openapi: ## Write crates/ingest-api/openapi.json, the OpenAPI document generated from the code (a test fails when it is stale)
