@@ -399,10 +399,7 @@ pub(crate) async fn events(
     user: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = reads::claims(&req, &state)?;
-    state.rate_limits.check_read(&claims.sub)?;
-    let user = user.into_inner();
-    reads::authorize(&claims, &user)?;
+    let user = reads::owner_reads(&req, user, &state)?;
     let query = parse_events_query(req.query_string())?;
     let header_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
     let last = match header_id {

@@ -42,6 +42,12 @@ struct Notification {
     committed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A notification for the live streams, in the order received.
+enum ForStreams<'a> {
+    Advance(Notification),
+    ModelUpdate(&'a str),
+}
+
 /// Why a wait was not started.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WaitRefused {
@@ -268,26 +274,25 @@ impl WatermarkFeed {
                 received.push(notification?);
             }
             // Waiting reads first, then the live streams, in commit order.
-            let mut advances = Vec::new();
+            let mut for_streams = Vec::new();
             for notification in &received {
                 if notification.channel == model_schema::MODEL_UPDATES_CHANNEL {
-                    advances.push(None);
+                    for_streams.push(ForStreams::ModelUpdate(&notification.payload));
                     continue;
                 }
                 self.notifications.inc();
                 match serde_json::from_str::<Notification>(&notification.payload) {
                     Ok(n) if n.topic == self.topic => {
                         self.publish(n.partition, n.offset, false);
-                        advances.push(Some(n));
+                        for_streams.push(ForStreams::Advance(n));
                     }
                     Ok(_) => {}
                     Err(e) => log::warn!("ignoring a malformed watermark notification {:?}: {e}", notification.payload),
                 }
             }
-            let mut updates = received.iter().filter(|n| n.channel == model_schema::MODEL_UPDATES_CHANNEL);
-            for advance in advances {
-                match advance {
-                    Some(n) => {
+            for item in for_streams {
+                match item {
+                    ForStreams::Advance(n) => {
                         // A partition first seen now is new since the listener started.
                         let before = delivered.get(&n.partition).copied().unwrap_or(-1);
                         if n.offset > before {
@@ -295,11 +300,7 @@ impl WatermarkFeed {
                             delivered.insert(n.partition, n.offset);
                         }
                     }
-                    None => {
-                        if let Some(update) = updates.next() {
-                            live.on_model_update(&update.payload);
-                        }
-                    }
+                    ForStreams::ModelUpdate(payload) => live.on_model_update(payload),
                 }
             }
             if !received.is_empty() {

@@ -6,7 +6,6 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout};
@@ -121,18 +120,7 @@ async fn a_sync_posted_while_the_dashboard_is_open_appears_without_a_reload() {
     let stack = stack::spawn(true, |_| {}).await;
     let user = testkit::unique("dash-live");
     let first = stack.sync_ending(&user, "band-d", chrono::Utc::now().timestamp_millis() - 86_400_000).await;
-    let res = stack
-        .http
-        .get(format!(
-            "{}/v1/users/{user}/days?consistency_token={}&wait=10000",
-            stack.api,
-            first["consistency_token"].as_str().unwrap()
-        ))
-        .bearer_auth(stack.signer.mint(&user, None, Duration::from_secs(600)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    stack.wait_processed(&user, &first).await;
 
     let mut browser = Browser::launch().await;
     let token = stack.signer.mint(&user, None, Duration::from_secs(600));

@@ -125,22 +125,6 @@ async fn open(stack: &Stack, user: &str, token_user: &str, last_id: Option<&str>
     req.send().await.unwrap()
 }
 
-/// Waits until the sync of `accepted` is processed, through a read with its token.
-async fn wait_processed(stack: &Stack, user: &str, accepted: &Value) {
-    let res = stack
-        .http
-        .get(format!(
-            "{}/v1/users/{user}/model?consistency_token={}&wait=10000",
-            stack.api,
-            accepted["consistency_token"].as_str().unwrap()
-        ))
-        .bearer_auth(stack.signer.mint(user, None, Duration::from_secs(600)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-}
-
 #[actix_web::test]
 async fn a_stream_gets_its_sync_processed_within_a_second_of_the_commit() {
     let stack = stack::spawn(true, |_| {}).await;
@@ -183,7 +167,7 @@ async fn a_reconnect_with_last_event_id_gets_what_it_missed_in_order_and_once() 
     let mut missed = Vec::new();
     for _ in 0..3 {
         let accepted = stack.sync(&user, &format!("band-{user}")).await;
-        wait_processed(&stack, &user, &accepted).await;
+        stack.wait_processed(&user, &accepted).await;
         missed.push(accepted["sync_id"].as_str().unwrap().to_owned());
     }
     let mut sse = Sse::open(&stack, &user, Some(&last_id)).await;
@@ -205,7 +189,7 @@ async fn a_reconnect_with_last_event_id_gets_what_it_missed_in_order_and_once() 
 
     // A client that posts first and then opens the stream one offset before its sync sees it.
     let early = stack.sync(&user, &format!("band-{user}")).await;
-    wait_processed(&stack, &user, &early).await;
+    stack.wait_processed(&user, &early).await;
     let before = format!("{}:{}", early["partition"], early["offset"].as_i64().unwrap() - 1);
     let mut late = Sse::open(&stack, &user, Some(&before)).await;
     late.until_sync("sync.processed", early["sync_id"].as_str().unwrap(), Duration::from_secs(5)).await;

@@ -189,11 +189,18 @@ pub(crate) fn user_read(
     user: web::Path<String>,
     state: &AppState,
 ) -> Result<(String, ReadQuery), ApiError> {
+    let user = owner_reads(req, user, state)?;
+    Ok((user, query(req)?))
+}
+
+/// Who reads, within their read rate, and whether they may read `user`'s data (their token or one
+/// of their devices'); the user, when they may.
+pub(crate) fn owner_reads(req: &HttpRequest, user: web::Path<String>, state: &AppState) -> Result<String, ApiError> {
     let claims = claims(req, state)?;
     state.rate_limits.check_read(&claims.sub)?;
     let user = user.into_inner();
     authorize(&claims, &user)?;
-    Ok((user, query(req)?))
+    Ok(user)
 }
 
 /// What each parameter of [`ReadQuery`] takes, for the detail of a 400 that names it.

@@ -86,6 +86,24 @@ impl Stack {
         res.json().await.unwrap()
     }
 
+    /// Waits until the sync `accepted` (a 202's body) is processed, through a read of `user`'s
+    /// model with its consistency token.
+    #[allow(dead_code)]
+    pub async fn wait_processed(&self, user: &str, accepted: &Value) {
+        let res = self
+            .http
+            .get(format!(
+                "{}/v1/users/{user}/model?consistency_token={}&wait=10000",
+                self.api,
+                accepted["consistency_token"].as_str().unwrap()
+            ))
+            .bearer_auth(self.signer.mint(user, None, Duration::from_secs(600)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
     pub async fn start_processor(&mut self) {
         self.processor = Some(apps::spawn_processor(self.processor_settings.clone()).await);
     }
