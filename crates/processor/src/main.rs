@@ -1,7 +1,7 @@
 use anyhow::Context;
 use processor::{config::Settings, Application};
 
-const USAGE: &str = "usage: processor [run | migrate | create-topics]
+const USAGE: &str = "usage: processor [run | migrate | create-topics | adopt-topic | recompute | rebuild]
   run            consume DeviceSynced and write the health model (default)
   migrate        apply the database migrations and exit
   create-topics  create the event topic and its DLQ if missing (PROCESSOR_TOPIC_PARTITIONS, default 6;

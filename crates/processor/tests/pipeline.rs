@@ -173,3 +173,37 @@ async fn migrate_subcommand_applies_the_embedded_migrations() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
 }
+
+#[tokio::test]
+async fn recompute_and_rebuild_refuse_bad_arguments_and_recompute_runs_as_a_command() {
+    let db = TestDatabase::create();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_processor"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap()
+    };
+    for (args, says) in [
+        (&["recompute", "--jobs", "0"][..], "--jobs takes a whole number from 1 to 64"),
+        (&["recompute", "--user"][..], "recompute takes --all or --user USER_ID"),
+        (&["recompute", "--everyone"][..], "recompute takes --all or --user USER_ID"),
+        (&["rebuild", "--database", "postgres://x/y"][..], "rebuild takes --database URL --group GROUP"),
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(says) && stderr.contains("usage: processor"), "{args:?}: {stderr}");
+    }
+    // On a database with nothing to recompute, one user is done at once, and the command says so.
+    let out = run(&["recompute", "--user", "nobody", "--jobs", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "recomputed 1 user(s), 0 user-day(s), at model version {}",
+            health_model::MODEL_VERSION
+        )),
+        "{stdout}"
+    );
+}
