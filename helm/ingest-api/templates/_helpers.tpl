@@ -217,3 +217,25 @@ INGEST_RATE_LIMIT_SWEEP_SECONDS: {{ .Values.rateLimit.sweepSeconds | int64 | quo
 {{ printf "KAFKA_%s" ($key | upper | replace "." "_") }}: {{ include "ingest-api.envValue" $value | quote }}
 {{- end }}
 {{- end -}}
+
+{{- /*
+API versions chosen from what the cluster serves, as Bitnami's common chart does: Kubernetes 1.21
+added policy/v1 PodDisruptionBudgets and 1.23 autoscaling/v2 HPAs; 1.25 and 1.26 removed the
+beta ones. The version check also covers `helm template --kube-version`, whose API list is
+Helm's built-in one whatever the version.
+*/ -}}
+{{- define "ingest-api.pdbApiVersion" -}}
+{{- if and (.Capabilities.APIVersions.Has "policy/v1") (semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version) -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end -}}
+
+{{- define "ingest-api.hpaApiVersion" -}}
+{{- if and (.Capabilities.APIVersions.Has "autoscaling/v2") (semverCompare ">=1.23-0" .Capabilities.KubeVersion.Version) -}}
+autoscaling/v2
+{{- else -}}
+autoscaling/v2beta2
+{{- end -}}
+{{- end -}}
