@@ -18,7 +18,7 @@ ensure_container_engine() {
         elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
             ENGINE=docker
         else
-            die "neither podman nor a running docker was found; install podman (apt-get install podman buildah runc mmdebstrap) and run again"
+            die "neither podman nor a running docker was found; install podman (apt-get install podman buildah runc netavark mmdebstrap) and run again"
         fi
     fi
     command -v "$ENGINE" >/dev/null || die "CONTAINER_ENGINE=$ENGINE is not installed"
@@ -47,7 +47,7 @@ ensure_base_image() {
         local mirror=${DEBIAN_MIRROR:-$(debian_mirror)}
         say "making the Debian bookworm base image with mmdebstrap from $mirror (once, about 2-3 minutes)"
         mkdir -p "$IMAGES_CACHE"
-        mmdebstrap --quiet --variant=minbase --include=ca-certificates,libpq5,libssl3 bookworm "$tar.partial" "$mirror" \
+        mmdebstrap --quiet --format=tar --variant=minbase --include=ca-certificates,libpq5,libssl3 bookworm "$tar.partial" "$mirror" \
             || { rm -f "$tar.partial"; die "mmdebstrap failed; check that $mirror is reachable (or set DEBIAN_MIRROR), then run again"; }
         mv "$tar.partial" "$tar"
     fi

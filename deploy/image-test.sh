@@ -101,6 +101,14 @@ wait_healthz() {
     return 1
 }
 
+# The registry runs as 10001 and reads its credentials file, kept 0600 as a mounted Secret would be
+# (fsGroup does that in the charts): give the file to 10001, inside podman's user namespace when
+# the engine runs rootless.
+if [[ $ENGINE == podman && $(id -u) != 0 ]]; then
+    podman unshare chown 10001:10001 "$REGISTRY_AUTH_FILE"
+else
+    chown 10001:10001 "$REGISTRY_AUTH_FILE"
+fi
 run_container "$registry" \
     -v "$RUN_DIR/registry/registry-users.properties:/etc/schema-registry/users.properties:ro,Z" \
     -e SCHEMA_REGISTRY_LISTEN_ADDR="127.0.0.1:$REGISTRY_PORT" \
@@ -112,7 +120,8 @@ check "schema-registry container: /healthz answers" wait_healthz "$registry" "ht
 processor_image=$(image_name processor)
 check "processor container: create-topics" "$ENGINE" run --rm "${HARDENED[@]}" "${COMMON[@]}" "$processor_image" create-topics
 check "processor container: migrate" "$ENGINE" run --rm "${HARDENED[@]}" "${COMMON[@]}" "$processor_image" migrate
-run_container "$processor" "${COMMON[@]}" \
+# processor=debug: the line per committed event, which carries the event's trace id, is debug.
+run_container "$processor" "${COMMON[@]}" -e RUST_LOG=info,processor=debug \
     -e SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO="$REGISTRY_READER_USER_INFO" \
     -e PROCESSOR_OPS_ADDR="127.0.0.1:$OPS_PORT" "$processor_image" run
 check "processor container: /healthz answers" wait_healthz "$processor" "http://127.0.0.1:$OPS_PORT/healthz"

@@ -35,9 +35,13 @@ done
 
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 VERSION=$(sed -n 's/^version *= *"\(.*\)"/\1/p' crates/ingest-api/Cargo.toml | head -n 1)
+# podman builds OCI images by default, and the OCI format has no HEALTHCHECK: it would be dropped
+# with a warning. The Docker format keeps it.
+FORMAT=()
+[[ $ENGINE == podman ]] && FORMAT=(--format docker)
 for service in "${SERVICES[@]}"; do
     say "building $(image_name "$service") (target $service-prebuilt)"
-    "$ENGINE" build --quiet -f deploy/docker/Dockerfile --ignorefile deploy/docker/Dockerfile.dockerignore \
+    "$ENGINE" build --quiet "${FORMAT[@]}" -f deploy/docker/Dockerfile --ignorefile deploy/docker/Dockerfile.dockerignore \
         --target "$service-prebuilt" \
         --build-arg RUNTIME_IMAGE="$BASE_IMAGE" \
         --build-arg VERSION="${VERSION:-0.1.0}" --build-arg REVISION="$REVISION" \
