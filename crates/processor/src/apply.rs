@@ -212,7 +212,7 @@ impl ModelWriter<'_> {
 
             sql::insert_sync_status(conn, &fresh.iter().map(|i| &i.outcome).collect::<Vec<_>>())?;
             let stored: Vec<&StoredChunk> = new_chunks.iter().map(|c| &c.stored).collect();
-            let inserted: HashSet<sql::ChunkKey> = sql::insert_day_samples(conn, &stored)?.into_iter().collect();
+            let mut inserted: HashSet<sql::ChunkKey> = sql::insert_day_samples(conn, &stored)?.into_iter().collect();
 
             let mut changed: BTreeMap<String, BTreeSet<NaiveDate>> = BTreeMap::new();
             for c in &new_chunks {
@@ -221,7 +221,9 @@ impl ModelWriter<'_> {
                     local_date: c.stored.local_date,
                     sync_id: c.stored.sync_id,
                 };
-                if !inserted.contains(&key) {
+                // Taken, not looked up: a sync re-sent within one batch has its chunk twice in
+                // `new_chunks` and once in the table, and is merged once, as across batches.
+                if !inserted.remove(&key) {
                     continue;
                 }
                 let model = models.get_mut(&c.stored.user_id).expect("loaded above");

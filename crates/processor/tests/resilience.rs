@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{produce_event, spawn_processor_with, wait_processed, TestProcessor};
+use common::{produce_event, produce_events, spawn_processor_with, wait_processed, TestProcessor};
 use diesel::prelude::*;
 use events::DeviceSynced;
 use processor::schema::{daily_metrics, rolling_metrics, sync_status};
@@ -185,16 +185,21 @@ async fn kill_9_mid_batch_loses_nothing_and_counts_nothing_twice() {
             .spawn()
             .unwrap()
     };
-    let events = workload(120);
-    for e in &events {
-        produce_event(&topic, e).await;
-    }
+    // Ten slices, one produced before each start, so that every one of the ten starts has new
+    // work to be killed in; every seventh sync of a slice is sent again (a phone's retry).
+    let events = workload(240);
+    let distinct = events.len() as i64;
     let count = || -> i64 {
         sync_status::table.count().get_result(&mut PgConnection::establish(&db.url).unwrap()).unwrap_or(0)
     };
     // Ten kills at pseudo-random points (seeded, so a failure can be replayed).
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    for kill in 0..10 {
+    let mut sent = Vec::new();
+    for (kill, slice) in events.chunks(events.len() / 10).enumerate() {
+        let resent = slice.iter().step_by(7);
+        let batch: Vec<&DeviceSynced> = slice.iter().chain(resent).collect();
+        produce_events(&topic, batch.iter().copied()).await;
+        sent.extend(batch.into_iter().cloned());
         let before = count();
         let mut child = spawn();
         eventually(Duration::from_secs(60), "progress after a restart", || (count() > before).then_some(())).await;
@@ -204,14 +209,14 @@ async fn kill_9_mid_batch_loses_nothing_and_counts_nothing_twice() {
         tokio::time::sleep(Duration::from_millis(seed % 400)).await;
         child.kill().unwrap(); // SIGKILL, wherever it is
         child.wait().unwrap();
-        if count() == 120 {
-            log::info!("all applied by kill {kill}");
-            break;
-        }
+        log::info!("kill {kill}: {} of {distinct} syncs recorded", count());
     }
+    let events = sent;
     let mut child = spawn();
-    eventually(Duration::from_secs(90), "all events processed after the restarts", || (count() == 120).then_some(()))
-        .await;
+    eventually(Duration::from_secs(90), "all events processed after the restarts", || {
+        (count() == distinct).then_some(())
+    })
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(snapshot(&db.url), recompute_from_scratch(&topic, &events).await);

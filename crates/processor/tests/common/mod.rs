@@ -48,13 +48,19 @@ pub fn producer() -> FutureProducer {
 }
 
 pub async fn produce(topic: &str, key: &str, payload: &[u8], sync_id: &str) -> (i32, i64) {
-    let headers = OwnedHeaders::new().insert(Header { key: headers::SYNC_ID, value: Some(sync_id) });
+    let headers = OwnedHeaders::new()
+        .insert(Header { key: headers::SYNC_ID, value: Some(sync_id) })
+        .insert(Header { key: headers::TRACEPARENT, value: Some(TRACEPARENT) });
     producer()
         .send(FutureRecord::to(topic).key(key).payload(payload).headers(headers), Duration::from_secs(10))
         .await
         .map(|d| (d.partition, d.offset))
         .expect("broker acknowledged the record")
 }
+
+/// The `traceparent` [`produce`] puts on its records, as ingest-api would.
+#[allow(dead_code)] // not every test binary reads it back
+pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 impl TestProcessor {
     pub fn conn(&self) -> PgConnection {
@@ -95,7 +101,9 @@ pub async fn wait_processed<'a>(
     events: impl IntoIterator<Item = &'a DeviceSynced>,
     timeout: Duration,
 ) {
-    let ids: Vec<uuid::Uuid> = events.into_iter().map(|e| e.sync_id.parse().unwrap()).collect();
+    // A re-sent sync is one id, and one row.
+    let ids: std::collections::BTreeSet<uuid::Uuid> = events.into_iter().map(|e| e.sync_id.parse().unwrap()).collect();
+    let ids: Vec<uuid::Uuid> = ids.into_iter().collect();
     testkit::eventually(timeout, "every sync processed", || {
         let n: i64 = processor::schema::sync_status::table
             .filter(processor::schema::sync_status::sync_id.eq_any(&ids))
