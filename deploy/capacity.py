@@ -110,12 +110,15 @@ w(f"| database size after {RAW_RETENTION_DAYS} days (growth × days, before any 
 w("")
 w("## How the database scales out")
 w("")
-w("- Every table is keyed by `user_id` first, and one partition's batch writes only its own users' rows plus "
-  "its watermark row. So `user_id` can be the distribution column of a sharded PostgreSQL (Citus): "
-  "`day_samples`, `daily_metrics`, `rolling_metrics`, `user_profiles` and `sync_status` distributed by "
-  "`user_id`, `partition_watermarks` a reference table or kept on the coordinator. A batch's transaction then "
-  "touches the shards of its users; the statements are already set-based (`UNNEST`), one per table per batch, "
-  "so the coordinator fans each out once.")
+w("- Every per-user table's primary key starts with `user_id` (`sync_status` is keyed (user_id, sync_id) and "
+  "`erasure_receipts` (user_id, erasure_id) since migration 000007), and one partition's batch writes only its "
+  "own users' rows plus its watermark row. So `user_id` can be the distribution column of a sharded PostgreSQL "
+  "(Citus): `day_samples`, `daily_metrics`, `rolling_metrics`, `user_profiles`, `sync_status` and "
+  "`erasure_receipts` distributed by `user_id`; `partition_watermarks` and `topic_incarnations` (a row per "
+  "partition or topic) reference tables or kept on the coordinator. A batch's transaction then touches the "
+  "shards of its users; the statements are already set-based (`UNNEST`), one per table per batch, so the "
+  "coordinator fans each out once. The one read that does not name its user, `GET /v1/syncs/{id}` looking "
+  "for another user's sync to refuse it, becomes a query of every shard (by `sync_status_by_sync_id`).")
 w("- Growth is dominated by raw samples. Partition `day_samples` by `local_date` (monthly) under the "
   "distribution, and drop partitions past the retention; recomputation past it is a rebuild from the log "
   "(or from an archive), not from the database.")

@@ -32,7 +32,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    sync_status (sync_id) {
+    sync_status (user_id, sync_id) {
         sync_id -> Uuid,
         event_id -> Uuid,
         user_id -> Text,
@@ -127,7 +127,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    erasure_receipts (erasure_id) {
+    erasure_receipts (user_id, erasure_id) {
         erasure_id -> Uuid,
         user_id -> Text,
         topic -> Text,

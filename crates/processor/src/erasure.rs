@@ -162,7 +162,7 @@ pub fn carry_out(
          SELECT k.erasure_id, k.user_id, $3, k.kafka_partition, k.kafka_offset, k.requested_at, now(), k.rows_deleted \
          FROM UNNEST($1::uuid[], $2::text[], $4::int4[], $5::int8[], $6::timestamptz[], $7::int8[]) \
          AS k(erasure_id, user_id, kafka_partition, kafka_offset, requested_at, rows_deleted) \
-         ON CONFLICT (erasure_id) DO NOTHING",
+         ON CONFLICT (user_id, erasure_id) DO NOTHING",
     )
     .bind::<Array<diesel::sql_types::Uuid>, _>(todo.iter().map(|e| e.erasure_id).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(todo.iter().map(|e| e.user_id.as_str()).collect::<Vec<_>>())

@@ -127,7 +127,7 @@ pub fn insert_sync_status(conn: &mut PgConnection, rows: &[&SyncOutcome]) -> Que
          ingested_at) \
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int8[], $7::text[], \
          $8::text[], $9::int4[], $10::int4[], $11::int4[], $12::int4[], $13::int4[], $14::jsonb[], $15::timestamptz[]) \
-         ON CONFLICT (sync_id) DO NOTHING",
+         ON CONFLICT (user_id, sync_id) DO NOTHING",
     )
     .bind::<Array<diesel::sql_types::Uuid>, _>(col(&|r| r.sync_id))
     .bind::<Array<diesel::sql_types::Uuid>, _>(col(&|r| r.event_id))

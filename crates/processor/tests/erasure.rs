@@ -138,7 +138,7 @@ async fn an_erasure_deletes_every_row_of_its_user_and_nothing_brings_them_back()
     wait_processed(&p, [&a_post], Duration::from_secs(30)).await;
     let erasure_id: uuid::Uuid = erasure.erasure_id.parse().unwrap();
     let receipt = erasure_receipts::table
-        .find(erasure_id)
+        .filter(erasure_receipts::erasure_id.eq(erasure_id))
         .select((
             erasure_receipts::user_id,
             erasure_receipts::topic,

@@ -164,7 +164,7 @@ async fn dead_letters(topic: &str) -> Vec<(String, String)> {
 
 fn status_of(p: &TestProcessor, sync_id: &str) -> Option<Outcome> {
     sync_status::table
-        .find(sync_id.parse::<uuid::Uuid>().unwrap())
+        .filter(sync_status::sync_id.eq(sync_id.parse::<uuid::Uuid>().unwrap()))
         .select(sync_status::outcome)
         .first(&mut p.conn())
         .ok()
@@ -219,7 +219,11 @@ async fn an_apply_stage_poison_is_dead_lettered_once_and_its_partition_goes_on()
     let later_id: uuid::Uuid = later.sync_id.parse().unwrap();
     eventually(Duration::from_secs(60), "the later sync processed", || {
         let mut c = PgConnection::establish(&db_url).ok()?;
-        sync_status::table.find(later_id).select(sync_status::outcome).first::<Outcome>(&mut c).ok()
+        sync_status::table
+            .filter(sync_status::sync_id.eq(later_id))
+            .select(sync_status::outcome)
+            .first::<Outcome>(&mut c)
+            .ok()
     })
     .await;
     let dlq = dead_letters(&topic).await;

@@ -219,7 +219,7 @@ async fn v1_and_v2_events_in_one_partition_are_both_processed() {
     let old_id: uuid::Uuid = old.sync_id.parse().unwrap();
     eventually(Duration::from_secs(30), "the v1 event processed", || {
         sync_status::table
-            .find(old_id)
+            .filter(sync_status::sync_id.eq(old_id))
             .select(sync_status::outcome)
             .first::<Outcome>(&mut p.conn())
             .ok()

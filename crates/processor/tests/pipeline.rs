@@ -26,7 +26,7 @@ async fn a_produced_device_synced_leaves_its_sync_status_row() {
     let sync_id: uuid::Uuid = event.sync_id.parse().unwrap();
     let row = eventually(Duration::from_secs(30), "the processor's sync_status row", || {
         sync_status::table
-            .find(sync_id)
+            .filter(sync_status::sync_id.eq(sync_id))
             .select((
                 sync_status::user_id,
                 sync_status::device_id,
@@ -91,7 +91,11 @@ async fn a_retried_sync_is_recorded_once_and_poison_goes_to_the_dlq() {
 
     let after_id: uuid::Uuid = after.sync_id.parse().unwrap();
     eventually(Duration::from_secs(30), "the event after the poison one", || {
-        sync_status::table.find(after_id).select(sync_status::outcome).first::<Outcome>(&mut p.conn()).ok()
+        sync_status::table
+            .filter(sync_status::sync_id.eq(after_id))
+            .select(sync_status::outcome)
+            .first::<Outcome>(&mut p.conn())
+            .ok()
     })
     .await;
     let rows: Vec<(uuid::Uuid, Outcome)> = sync_status::table
@@ -125,6 +129,7 @@ async fn a_retried_sync_is_recorded_once_and_poison_goes_to_the_dlq() {
         .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
         .collect();
     assert!(headers.contains(&(events::headers::SYNC_ID.into(), poison_sync.to_string())), "{headers:?}");
+    assert!(headers.contains(&(events::headers::TRACEPARENT.into(), common::TRACEPARENT.into())), "{headers:?}");
     assert!(headers.contains(&(connect_errors::TOPIC.into(), p.settings.topic.clone())), "{headers:?}");
     assert!(headers.contains(&(connect_errors::PARTITION.into(), poison_partition.to_string())), "{headers:?}");
     assert!(headers.contains(&(connect_errors::OFFSET.into(), poison_offset.to_string())), "{headers:?}");

@@ -422,7 +422,8 @@ pub(crate) async fn sync_status(
             Err(e) => return Err(e),
         });
     }
-    let row = db(&state, move |c| queries::sync(c, sync_id)).await?;
+    let reader = claims.sub.clone();
+    let row = db(&state, move |c| queries::sync(c, &reader, sync_id)).await?;
     let unrecorded =
         |status, freshness, detail| SyncStatus::NotRecorded(UnrecordedSync { sync_id, status, freshness, detail });
     match (row, token) {

@@ -8,7 +8,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::r2d2::CustomizeConnection;
 use model_schema::{daily_metrics, partition_watermarks, rolling_metrics, sync_status, Outcome};
-use service_kit::db::PoolBuilder;
+use service_kit::db::{PoolBuilder, PoolMetrics};
 
 pub type ReadPool = service_kit::db::PgPool;
 
@@ -24,8 +24,12 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for ReadOnly {
 }
 
 /// Built without connecting: the command path must not depend on the database being up.
-pub fn pool(url: &str, size: u32) -> ReadPool {
-    PoolBuilder::new(url, size).connection_timeout(Duration::from_secs(3)).customize(ReadOnly).build()
+pub fn pool(url: &str, size: u32, metrics: &PoolMetrics) -> ReadPool {
+    PoolBuilder::new(url, size)
+        .connection_timeout(Duration::from_secs(3))
+        .customize(ReadOnly)
+        .observed(metrics, "read")
+        .build()
 }
 
 #[derive(Debug, Clone, Queryable)]
@@ -48,8 +52,14 @@ pub struct SyncRow {
     pub processed_at: DateTime<Utc>,
 }
 
-pub fn sync(conn: &mut PgConnection, id: uuid::Uuid) -> QueryResult<Option<SyncRow>> {
-    sync_status::table.find(id).first(conn).optional()
+/// The status of sync `id`: the reader's own row when there is one, else another user's (which
+/// the caller refuses with a 403). Sync ids come from devices, so two users' syncs may share one;
+/// the key is (user_id, sync_id), and the lookup by id alone uses `sync_status_by_sync_id`.
+pub fn sync(conn: &mut PgConnection, reader: &str, id: uuid::Uuid) -> QueryResult<Option<SyncRow>> {
+    if let Some(own) = sync_status::table.find((reader, id)).first(conn).optional()? {
+        return Ok(Some(own));
+    }
+    sync_status::table.filter(sync_status::sync_id.eq(id)).first(conn).optional()
 }
 
 /// The processor's committed position of a partition (-1 before anything was applied).
@@ -143,11 +153,13 @@ pub fn rolling_between(
         .load(conn)
 }
 
-/// The user's most recently processed syncs.
+/// The user's most recently processed syncs: the last in log order, which is the order the
+/// processor applies them in (a user's syncs share a partition). Served backwards from the index
+/// on (user_id, kafka_partition, kafka_offset).
 pub fn recent_syncs(conn: &mut PgConnection, user: &str, limit: i64) -> QueryResult<Vec<SyncRow>> {
     sync_status::table
         .filter(sync_status::user_id.eq(user))
-        .order(sync_status::processed_at.desc())
+        .order((sync_status::kafka_partition.desc(), sync_status::kafka_offset.desc()))
         .limit(limit)
         .load(conn)
 }
