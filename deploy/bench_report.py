@@ -549,8 +549,8 @@ def catch_up(run, label, records):
         iowait_cores = (m1["iowait"] - m0["iowait"]) / clk / wall
     accounted = sum(t for t in (proc_ticks, pg_ticks, broker_ticks) if t is not None) / clk / wall if wall > 0 else None
     statements = total("processor_sql_statements_total")
-    batches = total("processor_batch_size_count")
-    batch_events = total("processor_batch_size_sum")
+    batches = total("processor_batch_events_count")
+    batch_events = total("processor_batch_events_sum")
     batch_seconds = total("processor_batch_seconds_sum")
     hits, misses = total("processor_cache_hits_total"), total("processor_cache_misses_total")
     hwm = [p.get("vm_hwm_kb") for p in processors if p.get("vm_hwm_kb")]

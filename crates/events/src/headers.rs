@@ -16,6 +16,11 @@ pub const SYNC_ID: &str = "sync_id";
 /// made up), to trace a record back to its line in ingest-api's access log.
 pub const CORRELATION_ID: &str = "correlation_id";
 
+/// The W3C trace context (`00-<trace id>-<span id>-<flags>`) of the request that produced the
+/// record: ingest-api writes its span, the processor logs a child span of it with every line
+/// about the event, and a dead-lettered record keeps it.
+pub const TRACEPARENT: &str = "traceparent";
+
 /// The payload's media type; its value is [`AVRO_CONTENT_TYPE`].
 pub const CONTENT_TYPE: &str = "content-type";
 
@@ -53,8 +58,8 @@ mod tests {
     #[test]
     fn header_names_are_the_documented_wire_names() {
         assert_eq!(
-            [EVENT_ID, SYNC_ID, CORRELATION_ID, CONTENT_TYPE, AVRO_CONTENT_TYPE],
-            ["event_id", "sync_id", "correlation_id", "content-type", "application/vnd.confluent.avro"]
+            [EVENT_ID, SYNC_ID, CORRELATION_ID, TRACEPARENT, CONTENT_TYPE, AVRO_CONTENT_TYPE],
+            ["event_id", "sync_id", "correlation_id", "traceparent", "content-type", "application/vnd.confluent.avro"]
         );
         use connect_errors::*;
         assert_eq!(

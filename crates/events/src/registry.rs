@@ -89,6 +89,39 @@ impl Fault {
     pub fn is_retryable(self) -> bool {
         self != Fault::Poison
     }
+
+    /// The `fault` label of [`error_counter`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Transient => "transient",
+            Fault::Credentials => "credentials",
+            Fault::Poison => "poison",
+        }
+    }
+}
+
+/// Failed registry calls of this process, by [`Fault`]: `schema_registry_client_errors_total`.
+/// One counter for every client of the process (ingest-api has two encoders); each service
+/// registers it in its own registry, under its prefix.
+pub fn error_counter() -> prometheus::IntCounterVec {
+    static ERRORS: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(|| {
+        let counter = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("schema_registry_client_errors_total", "Failed Schema Registry calls, by fault"),
+            &["fault"],
+        )
+        .expect("valid metric");
+        for fault in [Fault::Transient, Fault::Credentials, Fault::Poison] {
+            counter.with_label_values(&[fault.as_str()]);
+        }
+        counter
+    });
+    ERRORS.clone()
+}
+
+/// Counts `e` in [`error_counter`] on its way to the caller.
+fn counted(e: RegistryError) -> RegistryError {
+    error_counter().with_label_values(&[e.fault.as_str()]).inc();
+    e
 }
 
 impl RegistryError {
@@ -168,14 +201,17 @@ impl RegistryClient {
         }
         let registered = get_schema_by_id(id, &self.settings)
             .await
-            .map_err(|e| RegistryError::from_src(&format!("fetching schema {id}"), &e))?;
+            .map_err(|e| counted(RegistryError::from_src(&format!("fetching schema {id}"), &e)))?;
         if registered.schema_type != SchemaType::Avro {
-            return Err(RegistryError::poison(format!("schema {id} is {:?}, not Avro", registered.schema_type)));
+            return Err(counted(RegistryError::poison(format!(
+                "schema {id} is {:?}, not Avro",
+                registered.schema_type
+            ))));
         }
         if !registered.references.is_empty() {
-            return Err(RegistryError::poison(format!(
+            return Err(counted(RegistryError::poison(format!(
                 "schema {id} has references, which this reader does not resolve"
-            )));
+            ))));
         }
         // apache-avro 0.22 panics on some schemas (an attribute named like a keyword holding a
         // non-schema): in parse_str when a default does not fit, and always in canonical_form,
@@ -188,12 +224,14 @@ impl RegistryClient {
         let schema = match parsed {
             Ok(Ok(schema)) => schema,
             Ok(Err(e)) => {
-                return Err(RegistryError::poison(format!("schema {id} from the registry is not valid Avro: {e}")))
+                return Err(counted(RegistryError::poison(format!(
+                    "schema {id} from the registry is not valid Avro: {e}"
+                ))))
             }
             Err(_) => {
-                return Err(RegistryError::poison(format!(
+                return Err(counted(RegistryError::poison(format!(
                     "schema {id} from the registry cannot be processed by apache-avro"
-                )))
+                ))))
             }
         };
         let schema = Arc::new(schema);
@@ -210,7 +248,7 @@ impl RegistryClient {
         let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema_json.to_owned());
         let registered = post_schema(&self.settings, subject.to_owned(), supplied)
             .await
-            .map_err(|e| RegistryError::from_src(&format!("registering a schema under {subject}"), &e))?;
+            .map_err(|e| counted(RegistryError::from_src(&format!("registering a schema under {subject}"), &e)))?;
         self.registered.write().unwrap_or_else(|p| p.into_inner()).insert(key, registered.id);
         Ok(registered.id)
     }

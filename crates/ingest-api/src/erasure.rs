@@ -7,7 +7,7 @@
 //! the topic's retention (docs/security.md).
 
 use actix_web::http::header;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use model_schema::erasure_receipts;
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use crate::problem::ApiError;
 use crate::publisher::PublishError;
 use crate::reads::{self, ConsistencyHeader, ConsistencyParams, Freshness};
-use crate::{AppState, CorrelationId};
+use crate::{AppState, RequestContext};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/users/{user_id}/data", web::delete().to(request_erasure))
@@ -79,9 +79,9 @@ pub(crate) async fn request_erasure(
     let user = user.into_inner();
     crate::auth::authorize_user_token(&claims, &user)?;
     state.rate_limits.check_read(&claims.sub)?;
-    let correlation = req.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
+    let context = RequestContext::of(&req);
     let erasure_id = uuid::Uuid::new_v4();
-    let delivery = state.publisher.publish_erasure(&user, erasure_id, &correlation).await.map_err(|e| {
+    let delivery = state.publisher.publish_erasure(&user, erasure_id, &context).await.map_err(|e| {
         log::warn!("erasure {erasure_id} not accepted: {e}");
         ApiError::Unavailable(match e {
             PublishError::QueueFull => "the producer queue is full".into(),

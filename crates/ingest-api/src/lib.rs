@@ -29,6 +29,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context;
+use service_kit::trace::TraceContext;
 use service_kit::CancellationToken;
 
 use crate::config::Settings;
@@ -54,9 +55,24 @@ pub struct AppState {
     pub served: AtomicU64,
 }
 
-/// The request's correlation id: `X-Request-Id` when the caller sent one, else a new UUID.
+/// Who a request is, for logs and for the records it produces.
 #[derive(Debug, Clone)]
-pub struct CorrelationId(pub String);
+pub struct RequestContext {
+    /// `X-Request-Id` when the caller sent one, else a new UUID.
+    pub correlation_id: String,
+    /// The caller's `traceparent` continued by a span of this request, or a new trace.
+    pub trace: TraceContext,
+}
+
+impl RequestContext {
+    /// The context `observe` put on the request (a new one if a route runs without it).
+    pub fn of(req: &actix_web::HttpRequest) -> Self {
+        req.extensions().get::<Self>().cloned().unwrap_or_else(|| Self {
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            trace: TraceContext::new_root(),
+        })
+    }
+}
 
 pub struct Application {
     port: u16,
@@ -87,6 +103,7 @@ impl Application {
         let live = live::LiveHub::new(settings.live.clone(), &metrics.registry);
         let rate_limits = rate_limit::RateLimiters::new(&settings.rate_limits, &metrics)?;
         rate_limits.spawn_sweeper(settings.rate_limits.sweep_interval);
+        let read_pool = reads::queries::pool(&settings.read_database_url, settings.read_pool_size, &metrics.pools);
         let state = web::Data::new(AppState {
             rate_limits,
             watermarks,
@@ -95,7 +112,7 @@ impl Application {
             verifier: auth::Verifier::new(&settings)?,
             publisher: publisher.clone(),
             metrics,
-            read_pool: reads::queries::pool(&settings.read_database_url, settings.read_pool_size),
+            read_pool,
             served: AtomicU64::new(0),
             settings,
         });
@@ -185,7 +202,11 @@ async fn observe(
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    req.extensions_mut().insert(CorrelationId(correlation.clone()));
+    let trace = TraceContext::continue_from(
+        // One name on the HTTP request and on the Kafka record (W3C Trace Context).
+        req.headers().get(events::headers::TRACEPARENT).and_then(|v| v.to_str().ok()),
+    );
+    req.extensions_mut().insert(RequestContext { correlation_id: correlation.clone(), trace: trace.clone() });
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let (method, path) = (req.method().to_string(), req.path().to_owned());
@@ -204,10 +225,19 @@ async fn observe(
         s.metrics.request_seconds.with_label_values(&[route.as_str(), status.as_str()]).observe(elapsed.as_secs_f64());
     }
     if state.as_ref().is_none_or(|s| should_log(s, status.is_success())) {
-        log::info!(target: "ingest_api::access", "{method} {path} {} {:.1}ms request_id={correlation}", status.as_u16(), elapsed.as_secs_f64() * 1000.0);
+        log::info!(
+            target: "ingest_api::access",
+            trace_id = trace.trace_id(), span_id = trace.span_id();
+            "{method} {path} {} {:.1}ms request_id={correlation}", status.as_u16(), elapsed.as_secs_f64() * 1000.0
+        );
     }
     if let Ok(v) = HeaderValue::from_str(&correlation) {
         res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+    }
+    // The request's own span (Trace Context Level 2's `traceresponse`), so a caller without a
+    // tracer can still find the trace in the logs.
+    if let Ok(v) = HeaderValue::from_str(trace.header()) {
+        res.headers_mut().insert(HeaderName::from_static("traceresponse"), v);
     }
     Ok(res)
 }

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Keys (devices, users) each rate limiter holds state for, as of its last sweep.
     pub rate_limit_keys: IntGaugeVec,
+    /// Saturation of the read pool (`ingest_db_pool_*`).
+    pub pools: service_kit::db::PoolMetrics,
 }
 
 impl Metrics {
@@ -42,6 +44,7 @@ impl Metrics {
             &["limit"],
         )
         .expect("valid metric");
+        let pools = service_kit::db::PoolMetrics::new();
         // Every limit shows, at 0 until it is hit.
         for limit in ["device", "user", "reads"] {
             rate_limited.with_label_values(&[limit]);
@@ -57,9 +60,22 @@ impl Metrics {
                 Box::new(queue_depth.clone()),
                 Box::new(rate_limited.clone()),
                 Box::new(rate_limit_keys.clone()),
+                Box::new(pools.clone()),
+                // `ingest_schema_registry_client_errors_total{fault}`: registration and lookups.
+                Box::new(events::registry::error_counter()),
             ],
         );
-        Self { registry, requests, request_seconds, records, in_flight, queue_depth, rate_limited, rate_limit_keys }
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            records,
+            in_flight,
+            queue_depth,
+            rate_limited,
+            rate_limit_keys,
+            pools,
+        }
     }
 }
 

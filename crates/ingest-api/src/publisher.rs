@@ -13,6 +13,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::RequestContext;
 
 /// Where the broker put the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +170,7 @@ impl Publisher {
     pub async fn publish(
         &self,
         event: &DeviceSynced,
-        correlation_id: &str,
+        context: &RequestContext,
         size_hint: usize,
     ) -> Result<Delivery, PublishError> {
         let id = self.schema_id.load(Ordering::Relaxed);
@@ -184,7 +185,8 @@ impl Publisher {
         let headers = OwnedHeaders::new()
             .insert(Header { key: headers::EVENT_ID, value: Some(&event.event_id) })
             .insert(Header { key: headers::SYNC_ID, value: Some(&event.sync_id) })
-            .insert(Header { key: headers::CORRELATION_ID, value: Some(correlation_id) })
+            .insert(Header { key: headers::CORRELATION_ID, value: Some(&context.correlation_id) })
+            .insert(Header { key: headers::TRACEPARENT, value: Some(context.trace.header()) })
             .insert(Header { key: headers::CONTENT_TYPE, value: Some(headers::AVRO_CONTENT_TYPE) });
         self.produce(&event.user_id, &payload, headers).await
     }
@@ -195,7 +197,7 @@ impl Publisher {
         &self,
         user_id: &str,
         erasure_id: uuid::Uuid,
-        correlation_id: &str,
+        context: &RequestContext,
     ) -> Result<Delivery, PublishError> {
         let event_id = uuid::Uuid::new_v4().to_string();
         let event = events::UserDataErasureRequested {
@@ -208,7 +210,8 @@ impl Publisher {
         let payload = self.erasure_encoder.encode(&event).await.map_err(|e| PublishError::Encoding(e.to_string()))?;
         let headers = OwnedHeaders::new()
             .insert(Header { key: headers::EVENT_ID, value: Some(&event_id) })
-            .insert(Header { key: headers::CORRELATION_ID, value: Some(correlation_id) })
+            .insert(Header { key: headers::CORRELATION_ID, value: Some(&context.correlation_id) })
+            .insert(Header { key: headers::TRACEPARENT, value: Some(context.trace.header()) })
             .insert(Header { key: headers::CONTENT_TYPE, value: Some(headers::AVRO_CONTENT_TYPE) });
         self.produce(user_id, &payload, headers).await
     }

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use actix_web::http::header;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
 use serde::Serialize;
 use service_kit::readiness::{self, Readiness};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::command::Rejection;
 use crate::problem::{ApiError, Problem};
 use crate::publisher::PublishError;
-use crate::{command, AppState, CorrelationId};
+use crate::{command, AppState, RequestContext};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Extractor errors as problem+json, for every route of the app (the root App's app_data).
@@ -130,9 +130,10 @@ pub(crate) async fn post_sync(
     let sync_id = sync.sync_id;
     let event_id = uuid::Uuid::new_v4();
     let event = sync.into_event(&claims.sub, &device_id, event_id, now_ms);
-    let correlation = req.extensions().get::<CorrelationId>().map(|c| c.0.clone()).unwrap_or_default();
-    let delivery = state.publisher.publish(&event, &correlation, body.len() / 4).await.map_err(|e| {
-        log::warn!("sync {sync_id} not accepted: {e}");
+    let context = RequestContext::of(&req);
+    let delivery = state.publisher.publish(&event, &context, body.len() / 4).await.map_err(|e| {
+        let trace = &context.trace;
+        log::warn!(trace_id = trace.trace_id(), span_id = trace.span_id(); "sync {sync_id} not accepted: {e}");
         match e {
             PublishError::TooLarge { size, limit } => ApiError::EventTooLarge { size, limit },
             PublishError::QueueFull => ApiError::Unavailable("the producer queue is full".into()),

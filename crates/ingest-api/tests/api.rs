@@ -99,6 +99,9 @@ fn header(m: &rdkafka::message::OwnedMessage, key: &str) -> Option<String> {
         .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
 }
 
+/// The W3C specification's example `traceparent`, as a caller with a tracer sends it.
+const CALLER_TRACE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
 #[tokio::test]
 async fn a_valid_sync_is_published_and_acknowledged_with_202() {
     let app = spawn_app().await;
@@ -110,12 +113,17 @@ async fn a_valid_sync_is_published_and_acknowledged_with_202() {
         .post(format!("{}/v1/devices/band-7/syncs", app.base))
         .bearer_auth(&token)
         .header("X-Request-Id", "req-123")
+        .header("traceparent", CALLER_TRACE)
         .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     assert_eq!(res.headers()["x-request-id"], "req-123");
+    // The request's own span, in the caller's trace.
+    let span = res.headers()["traceresponse"].to_str().unwrap().to_owned();
+    assert!(span.starts_with("00-0af7651916cd43dd8448eb211c80319c-"), "{span}");
+    assert_ne!(span, CALLER_TRACE);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let reply: Value = res.json().await.unwrap();
     assert_eq!(reply["sync_id"], json!(sync_id.to_string()));
@@ -134,6 +142,7 @@ async fn a_valid_sync_is_published_and_acknowledged_with_202() {
     assert_eq!(header(m, events::headers::EVENT_ID).as_deref(), reply["event_id"].as_str());
     assert_eq!(header(m, events::headers::SYNC_ID), Some(sync_id.to_string()));
     assert_eq!(header(m, events::headers::CORRELATION_ID).as_deref(), Some("req-123"));
+    assert_eq!(header(m, events::headers::TRACEPARENT), Some(span), "the record carries the request's span");
     assert_eq!(header(m, events::headers::CONTENT_TYPE).as_deref(), Some(events::headers::AVRO_CONTENT_TYPE));
 
     // The event is the command after normalization: skew-corrected, delta-encoded, same data.

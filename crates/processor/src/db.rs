@@ -26,9 +26,15 @@ impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Co
     }
 }
 
-/// The processor's pool: as [`pool`], and every statement is counted in `statements`.
-pub fn counting_pool(database_url: &str, size: u32, statements: prometheus::IntCounter) -> PgPool {
-    PoolBuilder::new(database_url, size).customize(CountStatements(statements)).build()
+/// The processor's pool: as [`pool`], every statement counted in `processor_sql_statements_total`
+/// and its saturation in `processor_db_pool_*`.
+pub fn counting_pool(
+    database_url: &str,
+    size: u32,
+    statements: prometheus::IntCounter,
+    pools: &service_kit::db::PoolMetrics,
+) -> PgPool {
+    PoolBuilder::new(database_url, size).customize(CountStatements(statements)).observed(pools, "write").build()
 }
 
 /// Applies pending migrations and returns their names.

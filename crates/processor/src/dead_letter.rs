@@ -49,7 +49,12 @@ pub async fn send(
     poison: &Poison,
     shutdown: &CancellationToken,
 ) -> bool {
-    error!("dead-lettering {}: {} ({})", describe(message), poison.message, poison.class);
+    let span = crate::event_trace::span_of(message);
+    error!(
+        trace_id = span.trace_id(), span_id = span.span_id();
+        "dead-lettering {}: {} ({})", describe(message), poison.message, poison.class
+    );
+    // Every header of the record is kept, `traceparent` too: the DLQ record stays in its trace.
     let mut headers = OwnedHeaders::new();
     if let Some(h) = message.headers() {
         for header in h.iter() {

@@ -16,6 +16,7 @@ mod day_state;
 pub mod db;
 mod dead_letter;
 mod erasure;
+mod event_trace;
 mod incarnation;
 mod metrics;
 mod ops;
@@ -57,7 +58,12 @@ impl Application {
     /// Migrates the database, joins the consumer group and binds the ops endpoints.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
-        let pool = db::counting_pool(&settings.database_url, settings.db_pool_size, metrics.sql_statements.clone());
+        let pool = db::counting_pool(
+            &settings.database_url,
+            settings.db_pool_size,
+            metrics.sql_statements.clone(),
+            &metrics.pools,
+        );
         let migrated = migrate(&pool).await?;
         if !migrated.is_empty() {
             info!("applied migrations: {}", migrated.join(", "));

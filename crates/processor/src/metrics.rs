@@ -12,7 +12,8 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// Erasures carried out (a user's rows deleted and a receipt recorded).
     pub erasures: IntCounter,
-    pub batch_size: Histogram,
+    /// Events per database transaction.
+    pub batch_events: Histogram,
     /// Time from a batch's first event received to its transaction committed.
     pub batch_seconds: Histogram,
     /// Ingest time of an event to the commit of its effects: the freshness lag readers see.
@@ -33,15 +34,22 @@ pub struct Metrics {
     pub recompute_users_remaining: IntGauge,
     /// Partition assignments and revocations seen: a member that leaves and rejoins shows here.
     pub rebalances: IntCounterVec,
+    /// 1 while the worker applies events (set at each scrape; see `ops::metrics_text`).
+    pub ready: IntGauge,
+    /// Saturation of the database pool (`processor_db_pool_*`).
+    pub pools: service_kit::db::PoolMetrics,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = service_kit::metrics::registry("processor");
+        let pools = service_kit::db::PoolMetrics::new();
+        let ready = IntGauge::new("ready", "1 while the worker applies events: no failure retried, the topic checked")
+            .expect("valid metric");
         let events = IntCounterVec::new(Opts::new("events_total", "Events finished, by outcome"), &["outcome"])
             .expect("valid metric");
-        let batch_size = Histogram::with_opts(
-            HistogramOpts::new("batch_size", "Events per database transaction")
+        let batch_events = Histogram::with_opts(
+            HistogramOpts::new("batch_events", "Events per database transaction")
                 .buckets(vec![1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0]),
         )
         .expect("valid metric");
@@ -100,7 +108,7 @@ impl Metrics {
                 Box::new(recompute_users_remaining.clone()),
                 Box::new(events.clone()),
                 Box::new(erasures.clone()),
-                Box::new(batch_size.clone()),
+                Box::new(batch_events.clone()),
                 Box::new(batch_seconds.clone()),
                 Box::new(end_to_end_lag_seconds.clone()),
                 Box::new(retries.clone()),
@@ -112,13 +120,17 @@ impl Metrics {
                 Box::new(cache.misses.clone()),
                 Box::new(cache.evictions.clone()),
                 Box::new(cache.invalidations.clone()),
+                Box::new(pools.clone()),
+                Box::new(ready.clone()),
+                // `processor_schema_registry_client_errors_total{fault}`: schema lookups.
+                Box::new(events::registry::error_counter()),
             ],
         );
         Self {
             registry,
             events,
             erasures,
-            batch_size,
+            batch_events,
             batch_seconds,
             end_to_end_lag_seconds,
             retries,
@@ -130,6 +142,8 @@ impl Metrics {
             recompute_users,
             recompute_users_remaining,
             rebalances,
+            ready,
+            pools,
         }
     }
 }

@@ -62,7 +62,11 @@ async fn readyz(state: web::Data<OpsState>) -> HttpResponse {
         .into_response()
 }
 
+/// The metrics, with `processor_ready` as of this scrape: 1 while the worker applies events (no
+/// failure being retried, the topic checked). /readyz also asks PostgreSQL and the broker; the
+/// scrape does not, so it stays cheap, and an outage shows here once a batch meets it.
 #[get("/metrics")]
 async fn metrics_text(state: web::Data<OpsState>) -> HttpResponse {
+    state.metrics.ready.set(i64::from(state.processing.holds() && state.topic.holds()));
     service_kit::metrics::response(&state.metrics.registry)
 }

@@ -41,6 +41,7 @@ use crate::consumer::ProcessorConsumer;
 use crate::db::PgPool;
 use crate::dead_letter::{self, Poison};
 use crate::erasure::Erasure;
+use crate::event_trace;
 use crate::incarnation::{self, Verdict};
 use crate::metrics::Metrics;
 use crate::sync_outcome::{Position, SyncOutcome};
@@ -170,7 +171,11 @@ impl Worker {
                 match self.decode(message).await {
                     Ok(d) => break d,
                     Err(e) => {
-                        warn!("decoding {}: {e}; retrying", dead_letter::describe(message));
+                        let span = event_trace::span_of(message);
+                        warn!(
+                            trace_id = span.trace_id(), span_id = span.span_id();
+                            "decoding {}: {e}; retrying", dead_letter::describe(message)
+                        );
                         self.metrics.retries.inc();
                         self.processing.fail(RETRYING);
                         if !self.polling_while(held, backoff.wait(shutdown)).await {
@@ -307,9 +312,16 @@ impl Worker {
             .events
             .with_label_values(&["skipped_duplicate"])
             .inc_by((messages.len().saturating_sub(applied + skipped_erased)) as u64);
-        self.metrics.batch_size.observe(messages.len() as f64);
+        self.metrics.batch_events.observe(messages.len() as f64);
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         debug!("applied a batch of {} event(s), {} new, through offsets {:?}", messages.len(), applied, positions);
+        // One line per event, in its trace; only when asked for (RUST_LOG=processor=debug).
+        if log::log_enabled!(log::Level::Debug) {
+            for m in &messages {
+                let span = event_trace::span_of(m);
+                debug!(trace_id = span.trace_id(), span_id = span.span_id(); "committed {}", dead_letter::describe(m));
+            }
+        }
         true
     }
 
@@ -317,7 +329,11 @@ impl Worker {
     async fn dead_letter(&self, message: &OwnedMessage, poison: &Poison, shutdown: &CancellationToken) -> bool {
         if !self.settings.dead_letter {
             // A rebuild: the live processor put it in the DLQ when it first met it.
-            warn!("not dead-lettering {} again: {} ({})", dead_letter::describe(message), poison.message, poison.class);
+            let span = event_trace::span_of(message);
+            warn!(
+                trace_id = span.trace_id(), span_id = span.span_id();
+                "not dead-lettering {} again: {} ({})", dead_letter::describe(message), poison.message, poison.class
+            );
             return true;
         }
         let sent = dead_letter::send(&self.dlq, &self.settings, message, poison, shutdown).await;

@@ -122,7 +122,10 @@ impl Application {
                 None
             }
         };
-        let pool = service_kit::db::pool(&settings.database_url, settings.db_pool_size);
+        let pools = service_kit::db::PoolMetrics::new();
+        let pool = service_kit::db::PoolBuilder::new(&settings.database_url, settings.db_pool_size)
+            .observed(&pools, "registry")
+            .build();
         let migrate_pool = pool.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut conn = migrate_pool.get().context("connecting to the registry's database")?;
@@ -137,6 +140,7 @@ impl Application {
             &["method", "status"],
         )?;
         metrics.register(Box::new(requests.clone()))?;
+        metrics.register(Box::new(pools))?;
         let state = web::Data::new(AppState { pool, requests, metrics, auth });
         let listener =
             TcpListener::bind(&settings.listen_addr).with_context(|| format!("binding {}", settings.listen_addr))?;

@@ -5,6 +5,8 @@ use std::time::Duration;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 
+pub use crate::pool_metrics::PoolMetrics;
+
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 
 /// A pool to build. It never connects while being built: a service starts, and `/readyz` says
@@ -14,13 +16,20 @@ pub struct PoolBuilder {
     size: u32,
     connection_timeout: Duration,
     customizer: Option<Box<dyn CustomizeConnection<PgConnection, diesel::r2d2::Error>>>,
+    observer: Option<(PoolMetrics, String)>,
 }
 
 impl PoolBuilder {
     /// At most `size` connections (at least one: r2d2 refuses an empty pool), none opened before
     /// they are needed, 5 s to get one.
     pub fn new(url: &str, size: u32) -> Self {
-        Self { url: url.to_owned(), size: size.max(1), connection_timeout: Duration::from_secs(5), customizer: None }
+        Self {
+            url: url.to_owned(),
+            size: size.max(1),
+            connection_timeout: Duration::from_secs(5),
+            customizer: None,
+            observer: None,
+        }
     }
 
     /// How long `get` waits for a connection before it fails.
@@ -35,13 +44,26 @@ impl PoolBuilder {
         self
     }
 
+    /// Reports the pool's saturation in `metrics` under the label `pool = name`.
+    pub fn observed(mut self, metrics: &PoolMetrics, name: &str) -> Self {
+        self.observer = Some((metrics.clone(), name.to_owned()));
+        self
+    }
+
     pub fn build(self) -> PgPool {
-        let builder = Pool::builder().max_size(self.size).min_idle(Some(0)).connection_timeout(self.connection_timeout);
-        let builder = match self.customizer {
-            Some(c) => builder.connection_customizer(c),
-            None => builder,
-        };
-        builder.build_unchecked(ConnectionManager::new(self.url))
+        let mut builder =
+            Pool::builder().max_size(self.size).min_idle(Some(0)).connection_timeout(self.connection_timeout);
+        if let Some(c) = self.customizer {
+            builder = builder.connection_customizer(c);
+        }
+        if let Some((metrics, name)) = &self.observer {
+            builder = builder.event_handler(Box::new(metrics.events(name)));
+        }
+        let pool = builder.build_unchecked(ConnectionManager::new(self.url));
+        if let Some((metrics, name)) = &self.observer {
+            metrics.watch(name, &pool);
+        }
+        pool
     }
 }
 

@@ -5,6 +5,7 @@
 //! starts the broker and the registry on free ports and exports where they are.
 
 pub mod fuzz;
+pub mod metrics;
 
 use std::time::Duration;
 

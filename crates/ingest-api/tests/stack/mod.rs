@@ -104,6 +104,12 @@ impl Stack {
         assert_eq!(res.status(), StatusCode::OK);
     }
 
+    /// The processor's ops URL (`/metrics`, `/readyz`), while it runs.
+    #[allow(dead_code)]
+    pub fn processor_url(&self) -> Option<&str> {
+        self.processor.as_ref().map(|p| p.url.as_str())
+    }
+
     pub async fn start_processor(&mut self) {
         self.processor = Some(apps::spawn_processor(self.processor_settings.clone()).await);
     }
