@@ -238,7 +238,7 @@ use stack::{Stack, SECRET};
 async fn spawn_stack() -> Stack {
     // The identity provider's keys, as a JWKS file.
     let jwks = std::env::temp_dir().join(format!("{}.jwks.json", unique("isolation")));
-    std::fs::write(&jwks, keys::jwks(&[&keys::rsa1()])).unwrap();
+    std::fs::write(&jwks, keys::jwks(&[&keys::rsa1(), &keys::ec1(), &keys::ed1()])).unwrap();
     stack::spawn(true, |s| {
         s.identity = IdentitySettings {
             idp: Some(IdpSettings::new(JwksSource::File(jwks), keys::ISSUER, keys::AUDIENCE)),
@@ -276,7 +276,17 @@ impl Stack {
             Caller::AnotherDevice => self.signer.mint(OTHER_USER, Some(OTHER_DEVICE), ttl),
             Caller::RightDevice => self.signer.mint(USER, Some(DEVICE), ttl),
             Caller::RightUser => self.signer.mint(USER, None, ttl),
-            Caller::RightUserFromProvider => keys::rsa1().sign(&keys::user_claims(USER, 600)),
+            // RS256, ES256 and EdDSA in turn, so every algorithm of the provider's JWKS goes
+            // through the running service, over many routes.
+            Caller::RightUserFromProvider => {
+                static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let key = match NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 3 {
+                    0 => keys::rsa1(),
+                    1 => keys::ec1(),
+                    _ => keys::ed1(),
+                };
+                key.sign(&keys::user_claims(USER, 600))
+            }
         })
     }
 
