@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::{
-    day0, produce_event, spawn_processor, spawn_processor_with, story, synced, wait_processed, TestProcessor, DAY, HOUR,
+    day0, produce_event, produce_events, spawn_processor, spawn_processor_with, story, synced, wait_processed,
+    TestProcessor, DAY, HOUR,
 };
 use diesel::prelude::*;
 use events::device_synced::*;
@@ -92,9 +93,19 @@ async fn arrival_order_batches_and_cache_state_never_change_a_bit() {
     let a = spawn_processor().await;
     let singles: Vec<Vec<usize>> = in_order.iter().map(|&i| vec![i]).collect();
     feed(&a, &events, &singles.iter().map(Vec::as_slice).collect::<Vec<_>>()).await;
-    // Reversed, all in one batch.
-    let b = spawn_processor().await;
-    feed(&b, &events, &[&reversed]).await;
+    // Reversed, all in one batch (on the topic before the processor starts), with every event
+    // sent twice in it (the same sync id): a re-send is nothing new, within a batch as across.
+    let reversed_resent: Vec<usize> = reversed.iter().flat_map(|&i| [i, i]).collect();
+    let backlog = unique("device-synced");
+    testkit::create_topic(&backlog, 1).await;
+    produce_events(&backlog, reversed_resent.iter().map(|&i| &events[i])).await;
+    let b = spawn_processor_with(|s| {
+        s.topic = backlog.clone();
+        // Long enough for the first batch to take the whole topic.
+        s.batch_max_wait = Duration::from_secs(2);
+    })
+    .await;
+    wait_processed(&b, &events, Duration::from_secs(90)).await;
     // Shuffled, in uneven batches.
     let c = spawn_processor().await;
     feed(&c, &events, &[&shuffled[..3], &shuffled[3..4], &shuffled[4..11], &shuffled[11..]]).await;
