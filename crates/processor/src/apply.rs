@@ -212,7 +212,7 @@ impl ModelWriter<'_> {
 
             sql::insert_sync_status(conn, &fresh.iter().map(|i| &i.outcome).collect::<Vec<_>>())?;
             let stored: Vec<&StoredChunk> = new_chunks.iter().map(|c| &c.stored).collect();
-            let mut inserted: HashSet<sql::ChunkKey> = sql::insert_day_samples(conn, &stored)?.into_iter().collect();
+            let inserted: HashSet<sql::ChunkKey> = sql::insert_day_samples(conn, &stored)?.into_iter().collect();
 
             let mut changed: BTreeMap<String, BTreeSet<NaiveDate>> = BTreeMap::new();
             for c in &new_chunks {
@@ -221,9 +221,7 @@ impl ModelWriter<'_> {
                     local_date: c.stored.local_date,
                     sync_id: c.stored.sync_id,
                 };
-                // Taken, not looked up: a sync re-sent within one batch has its chunk twice in
-                // `new_chunks` and once in the table, and is merged once, as across batches.
-                if !inserted.remove(&key) {
+                if !inserted.contains(&key) {
                     continue;
                 }
                 let model = models.get_mut(&c.stored.user_id).expect("loaded above");
@@ -489,10 +487,16 @@ pub fn model_update(
     })
 }
 
-/// Splits every fresh event into its per-day chunks, encoded for storage.
+/// Splits every fresh event into its per-day chunks, encoded for storage. A sync sent twice
+/// within the batch (the same sync id) gives its chunks once, the first copy's, as a copy in a
+/// later batch finds them stored and adds nothing.
 fn new_chunks(events: &[(&DeviceSynced, &SyncOutcome)]) -> Vec<NewChunk> {
     let mut out = Vec::new();
+    let mut seen: HashSet<(&str, uuid::Uuid)> = HashSet::new();
     for (event, outcome) in events {
+        if !seen.insert((event.user_id.as_str(), outcome.sync_id)) {
+            continue;
+        }
         for (date, day) in chunk::chunks_of(event) {
             out.push(NewChunk {
                 stored: StoredChunk {

@@ -128,6 +128,44 @@ async fn arrival_order_batches_and_cache_state_never_change_a_bit() {
     }
 }
 
+/// Three syncs of one user, three hours apart, with their own sync ids.
+fn three_syncs(user: &str) -> Vec<DeviceSynced> {
+    (0..3)
+        .map(|i| {
+            let mut e = testkit::sample_device_synced(user, "band");
+            let shift = i * 3 * HOUR;
+            e.window_start_ms += shift;
+            e.window_end_ms += shift;
+            e.clock.phone_time_ms += shift;
+            e.clock.device_time_ms += shift;
+            e.rr_blocks.iter_mut().for_each(|b| b.first_beat_ms += shift);
+            e
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_sync_sent_twice_within_one_batch_counts_once() {
+    let user = "u-twice";
+    let events = three_syncs(user);
+    // Each once, one a batch.
+    let once = spawn_processor().await;
+    feed(&once, &events, &[&[0], &[1], &[2]]).await;
+    // The first alone, so that the user's profile is stored: a user's first profile rebuilds
+    // every day from the stored chunks, which would hide a chunk merged twice. Then the other
+    // two twice each, in one batch.
+    let twice = spawn_processor_with(|s| s.batch_max_wait = Duration::from_secs(2)).await;
+    feed(&twice, &events, &[&[0]]).await;
+    produce_events(&twice.settings.topic, [&events[1], &events[1], &events[2], &events[2]]).await;
+    wait_processed(&twice, &events, Duration::from_secs(60)).await;
+    let expected = rows(&once, user);
+    assert!(expected.0.iter().all(|r| r.8 == 0), "three syncs without overlap: no duplicates");
+    assert_eq!(rows(&twice, user), expected);
+    for p in [once, twice] {
+        p.stop().await;
+    }
+}
+
 #[actix_web::test]
 async fn the_strap_and_the_later_resend_win() {
     let user = "u-sources";
