@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::{
-    day0, produce_event, produce_events, spawn_processor, spawn_processor_with, story, synced, wait_processed,
-    TestProcessor, DAY, HOUR,
+    day0, produce_event, produce_events, spaced_syncs, spawn_processor, spawn_processor_with, story, synced,
+    wait_processed, TestProcessor, DAY, HOUR,
 };
 use diesel::prelude::*;
 use events::device_synced::*;
@@ -128,26 +128,11 @@ async fn arrival_order_batches_and_cache_state_never_change_a_bit() {
     }
 }
 
-/// Three syncs of one user, three hours apart, with their own sync ids.
-fn three_syncs(user: &str) -> Vec<DeviceSynced> {
-    (0..3)
-        .map(|i| {
-            let mut e = testkit::sample_device_synced(user, "band");
-            let shift = i * 3 * HOUR;
-            e.window_start_ms += shift;
-            e.window_end_ms += shift;
-            e.clock.phone_time_ms += shift;
-            e.clock.device_time_ms += shift;
-            e.rr_blocks.iter_mut().for_each(|b| b.first_beat_ms += shift);
-            e
-        })
-        .collect()
-}
-
 #[actix_web::test]
 async fn a_sync_sent_twice_within_one_batch_counts_once() {
     let user = "u-twice";
-    let events = three_syncs(user);
+    // Three hours apart: one local day, no overlap.
+    let events = spaced_syncs(3, 3 * HOUR, |_| user.to_owned());
     // Each once, one a batch.
     let once = spawn_processor().await;
     feed(&once, &events, &[&[0], &[1], &[2]]).await;

@@ -5,28 +5,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{produce_event, produce_events, spawn_processor_with, wait_processed, TestProcessor};
+use common::{produce_event, produce_events, spaced_syncs, spawn_processor_with, wait_processed, TestProcessor};
 use diesel::prelude::*;
 use events::DeviceSynced;
 use processor::schema::{daily_metrics, rolling_metrics, sync_status};
 use testkit::{eventually, unique, TcpProxy, TestDatabase};
 
-/// `n` syncs for a few users over a few days.
+/// `n` syncs for a few users over a few days: each in its own 3-hour slot.
 fn workload(n: usize) -> Vec<DeviceSynced> {
-    (0..n)
-        .map(|i| {
-            let mut e = testkit::sample_device_synced(&format!("user-{}", i % 5), "band");
-            // Move each sync to its own quarter hour over several days.
-            let shift = (i as i64) * 3 * 3_600_000;
-            let start = e.window_start_ms + shift;
-            e.window_start_ms = start;
-            e.window_end_ms += shift;
-            e.clock.phone_time_ms += shift;
-            e.clock.device_time_ms += shift;
-            e.rr_blocks.iter_mut().for_each(|b| b.first_beat_ms += shift);
-            e
-        })
-        .collect()
+    spaced_syncs(n, 3 * 3_600_000, |i| format!("user-{}", i % 5))
 }
 
 type DailyRow = (String, chrono::NaiveDate, f64, Option<f64>, f64, i32, i32, serde_json::Value);

@@ -59,7 +59,6 @@ pub async fn produce(topic: &str, key: &str, payload: &[u8], sync_id: &str) -> (
 }
 
 /// The `traceparent` [`produce`] puts on its records, as ingest-api would.
-#[allow(dead_code)] // not every test binary reads it back
 pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 impl TestProcessor {
@@ -163,6 +162,23 @@ pub fn synced(
     e.sleep = sleep;
     e.dropped_samples = Default::default();
     e
+}
+
+/// `n` copies of the test sync, each with its own sync id, the i-th for `user(i)` and moved
+/// `i × step_ms` later (samples, clock and window together).
+pub fn spaced_syncs(n: usize, step_ms: i64, user: impl Fn(usize) -> String) -> Vec<DeviceSynced> {
+    (0..n)
+        .map(|i| {
+            let mut e = testkit::sample_device_synced(&user(i), "band");
+            let shift = i as i64 * step_ms;
+            e.window_start_ms += shift;
+            e.window_end_ms += shift;
+            e.clock.phone_time_ms += shift;
+            e.clock.device_time_ms += shift;
+            e.rr_blocks.iter_mut().for_each(|b| b.first_beat_ms += shift);
+            e
+        })
+        .collect()
 }
 
 /// One user's week-like story in 19 events: nights and runs on a band, a strap worn over the band
