@@ -118,10 +118,9 @@ pub fn error_counter() -> prometheus::IntCounterVec {
     ERRORS.clone()
 }
 
-/// Counts `e` in [`error_counter`] on its way to the caller.
-fn counted(e: RegistryError) -> RegistryError {
+/// Counts `e` in [`error_counter`].
+fn count(e: &RegistryError) {
     error_counter().with_label_values(&[e.fault.as_str()]).inc();
-    e
 }
 
 impl RegistryError {
@@ -194,24 +193,29 @@ impl RegistryClient {
         Ok(Self { settings, by_id: RwLock::default(), registered: RwLock::default() })
     }
 
-    /// The writer schema with this id, parsed. Cached once fetched; failures are not cached.
+    /// The writer schema with this id, parsed. Cached once fetched; failures are not cached, and
+    /// each is counted in [`error_counter`].
     pub async fn schema(&self, id: u32) -> Result<Arc<Schema>, RegistryError> {
         if let Some(s) = self.by_id.read().unwrap_or_else(|p| p.into_inner()).get(&id) {
             return Ok(s.clone());
         }
+        let schema = Arc::new(self.fetch(id).await.inspect_err(count)?);
+        self.by_id.write().unwrap_or_else(|p| p.into_inner()).insert(id, schema.clone());
+        Ok(schema)
+    }
+
+    /// Schema `id` from the registry, parsed and checked.
+    async fn fetch(&self, id: u32) -> Result<Schema, RegistryError> {
         let registered = get_schema_by_id(id, &self.settings)
             .await
-            .map_err(|e| counted(RegistryError::from_src(&format!("fetching schema {id}"), &e)))?;
+            .map_err(|e| RegistryError::from_src(&format!("fetching schema {id}"), &e))?;
         if registered.schema_type != SchemaType::Avro {
-            return Err(counted(RegistryError::poison(format!(
-                "schema {id} is {:?}, not Avro",
-                registered.schema_type
-            ))));
+            return Err(RegistryError::poison(format!("schema {id} is {:?}, not Avro", registered.schema_type)));
         }
         if !registered.references.is_empty() {
-            return Err(counted(RegistryError::poison(format!(
+            return Err(RegistryError::poison(format!(
                 "schema {id} has references, which this reader does not resolve"
-            ))));
+            )));
         }
         // apache-avro 0.22 panics on some schemas (an attribute named like a keyword holding a
         // non-schema): in parse_str when a default does not fit, and always in canonical_form,
@@ -221,22 +225,13 @@ impl RegistryClient {
                 s.canonical_form();
             })
         });
-        let schema = match parsed {
-            Ok(Ok(schema)) => schema,
-            Ok(Err(e)) => {
-                return Err(counted(RegistryError::poison(format!(
-                    "schema {id} from the registry is not valid Avro: {e}"
-                ))))
-            }
+        match parsed {
+            Ok(Ok(schema)) => Ok(schema),
+            Ok(Err(e)) => Err(RegistryError::poison(format!("schema {id} from the registry is not valid Avro: {e}"))),
             Err(_) => {
-                return Err(counted(RegistryError::poison(format!(
-                    "schema {id} from the registry cannot be processed by apache-avro"
-                ))))
+                Err(RegistryError::poison(format!("schema {id} from the registry cannot be processed by apache-avro")))
             }
-        };
-        let schema = Arc::new(schema);
-        self.by_id.write().unwrap_or_else(|p| p.into_inner()).insert(id, schema.clone());
-        Ok(schema)
+        }
     }
 
     /// Registers `schema_json` under `subject` (or finds it) and returns its id.
@@ -248,7 +243,8 @@ impl RegistryClient {
         let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema_json.to_owned());
         let registered = post_schema(&self.settings, subject.to_owned(), supplied)
             .await
-            .map_err(|e| counted(RegistryError::from_src(&format!("registering a schema under {subject}"), &e)))?;
+            .map_err(|e| RegistryError::from_src(&format!("registering a schema under {subject}"), &e))
+            .inspect_err(count)?;
         self.registered.write().unwrap_or_else(|p| p.into_inner()).insert(key, registered.id);
         Ok(registered.id)
     }
@@ -263,6 +259,18 @@ mod tests {
             "couldn't parse schema registry error json",
             &format!("HTTP request to schema registry failed with status {status}"),
         )
+    }
+
+    /// Nothing listens on port 1: the lookup and the registration each fail once, transient,
+    /// and each is counted (the counter is the process's, so other tests may add to it too).
+    #[tokio::test]
+    async fn every_failed_call_is_counted_by_its_fault() {
+        let transient = || error_counter().with_label_values(&[Fault::Transient.as_str()]).get();
+        let client = RegistryClient::with_credentials("http://127.0.0.1:1", None).unwrap();
+        let before = transient();
+        assert_eq!(client.schema(7).await.map(|_| ()).unwrap_err().fault, Fault::Transient);
+        assert_eq!(client.register("s-value", "\"string\"").await.unwrap_err().fault, Fault::Transient);
+        assert!(transient() >= before + 2, "{} then {}", before, transient());
     }
 
     #[test]
